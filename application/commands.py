@@ -1,0 +1,406 @@
+"""The command schema: one JSON object per command, the same for the CLI and for NATS.
+
+Every command has the envelope fields (``command_id``, ``type``, ``school_id``, ``actor``,
+``occurred_at``, optional ``correlation_id``/``causation_id``) and the fields of its type.
+``parse_command`` turns raw input into a typed command or a ``CommandRejected`` with a
+readable message; nothing else in the service sees untyped input.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from sferum_audit.domain.context import CommandContext
+from sferum_audit.domain.errors import DomainError
+
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class CommandRejected(DomainError):
+    """The input is not a valid command: bad JSON or a schema violation."""
+
+    code = "invalid-command"
+
+    def __init__(self, message: str, code: str = "invalid-command") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Actor(BaseModel):
+    """Who sends the command and in which role; the domain verifies the role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Id
+    role: Literal[
+        "school-administration",
+        "administrator",
+        "teacher",
+        "class-teacher",
+        "student",
+        "parent",
+        "security-officer",
+        "system",
+    ]
+
+
+class CommandBase(BaseModel):
+    """The envelope every command shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    command_id: Id
+    correlation_id: Id | None = None
+    causation_id: Id | None = None
+    school_id: Id
+    actor: Actor
+    occurred_at: AwareDatetime
+
+    def context(self) -> CommandContext:
+        """The provenance the domain stores on every event this command causes."""
+        return CommandContext(
+            actor_id=self.actor.id,
+            actor_role=self.actor.role,
+            occurred_at=self.occurred_at,
+            command_id=self.command_id,
+            correlation_id=self.correlation_id or self.command_id,
+            causation_id=self.causation_id,
+        )
+
+
+# -- school (2.2, 2.3) ---------------------------------------------------------------------
+
+
+class RegisterSchool(CommandBase):
+    type: Literal["register-school"]
+    name: Text
+    order_ref: Text
+    first_administrator_id: Id
+
+
+class AppointAdministrator(CommandBase):
+    type: Literal["appoint-administrator"]
+    person_id: Id
+    order_ref: Text
+
+
+class RemoveAdministrator(CommandBase):
+    type: Literal["remove-administrator"]
+    person_id: Id
+    reason: Text
+
+
+class CreateClass(CommandBase):
+    type: Literal["create-class"]
+    class_id: Id
+    name: Text
+
+
+class AssignClassTeacher(CommandBase):
+    type: Literal["assign-class-teacher"]
+    class_id: Id
+    teacher_id: Id
+
+
+class ReleaseClassTeacher(CommandBase):
+    type: Literal["release-class-teacher"]
+    class_id: Id
+
+
+class AdmitPerson(CommandBase):
+    type: Literal["admit-person"]
+    person_id: Id
+    roster_role: Literal["student", "staff"]
+    class_id: Id | None = None
+
+
+class TransferStudent(CommandBase):
+    type: Literal["transfer-student"]
+    person_id: Id
+    to_class_id: Id
+
+
+class RecordDeparture(CommandBase):
+    type: Literal["record-departure"]
+    person_id: Id
+    reason: Text
+
+
+# -- profiles and account links --------------------------------------------------------------
+
+
+class RegisterProfile(CommandBase):
+    type: Literal["register-profile"]
+    profile_id: Id
+    role: Literal["teacher", "student", "parent", "security-officer"]
+    display_name: Text
+    children: list[Id] = Field(default_factory=list)
+
+
+class LinkAccount(CommandBase):
+    type: Literal["link-account"]
+    profile_id: Id
+    elzhur_account_id: Id
+
+
+class UnlinkAccount(CommandBase):
+    type: Literal["unlink-account"]
+    profile_id: Id
+    reason: Text
+
+
+# -- chats -------------------------------------------------------------------------------------
+
+
+class CreateChat(CommandBase):
+    type: Literal["create-chat"]
+    chat_id: Id
+    kind: Literal["subject", "free"]
+    title: Text
+    class_id: Id | None = None
+    subject: str | None = None
+    purpose: str | None = None
+
+
+class AppointChatModerator(CommandBase):
+    type: Literal["appoint-chat-moderator"]
+    chat_id: Id
+    profile_id: Id
+
+
+class RemoveChatModerator(CommandBase):
+    type: Literal["remove-chat-moderator"]
+    chat_id: Id
+    profile_id: Id
+
+
+class ArchiveChat(CommandBase):
+    type: Literal["archive-chat"]
+    chat_id: Id
+    reason: Text
+
+
+class AddMember(CommandBase):
+    type: Literal["add-member"]
+    chat_id: Id
+    profile_id: Id
+    via: Literal["account-link", "added"] = "added"
+
+
+class LeaveChat(CommandBase):
+    type: Literal["leave-chat"]
+    chat_id: Id
+
+
+class RemoveMember(CommandBase):
+    type: Literal["remove-member"]
+    chat_id: Id
+    profile_id: Id
+    reason: Text
+
+
+# -- invitations ---------------------------------------------------------------------------------
+
+
+class IssueInvitation(CommandBase):
+    type: Literal["issue-invitation"]
+    invitation_id: Id
+    chat_id: Id
+    role: Literal["teacher", "student", "parent", "administrator"]
+    expires_at: AwareDatetime
+
+
+class RedeemInvitation(CommandBase):
+    type: Literal["redeem-invitation"]
+    invitation_id: Id
+
+
+class AnnulInvitation(CommandBase):
+    type: Literal["annul-invitation"]
+    invitation_id: Id
+    reason: Text
+
+
+class ExpireInvitation(CommandBase):
+    type: Literal["expire-invitation"]
+    invitation_id: Id
+
+
+# -- moderation --------------------------------------------------------------------------------
+
+Authority = Literal["2.3", "2.4", "2.5"]
+Ground = Literal["4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "law", "third-party-rights"]
+Reason = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class ContentAction(CommandBase):
+    chat_id: Id
+    authority: Authority
+    ground: Ground
+    message_id: Id
+    author_id: Id
+    reason: Reason
+    excerpt: str | None = Field(default=None, max_length=2000)
+
+
+class RemoveContent(ContentAction):
+    type: Literal["remove-content"]
+
+
+class BlockContent(ContentAction):
+    type: Literal["block-content"]
+
+
+class BlockMember(CommandBase):
+    type: Literal["block-member"]
+    chat_id: Id
+    authority: Authority
+    ground: Ground
+    member_id: Id
+    reason: Reason
+
+
+class UnblockMember(CommandBase):
+    type: Literal["unblock-member"]
+    chat_id: Id
+    authority: Authority
+    member_id: Id
+    reason: Reason
+
+
+class WarnAboutLiability(CommandBase):
+    type: Literal["warn-about-liability"]
+    chat_id: Id
+    authority: Authority
+    ground: Ground
+    member_id: Id
+    reason: Reason
+
+
+# -- unauthorised access (4.2.2) ----------------------------------------------------------------
+
+
+class ReportUnauthorisedAccess(CommandBase):
+    type: Literal["report-unauthorised-access"]
+    incident_id: Id
+    affected_profile_id: Id
+    elzhur_account_id: Id | None = None
+    noticed_at: AwareDatetime
+    how_noticed: Text
+    description: Text
+    told: dict[Literal["school-administrator", "platform-operator"], AwareDatetime] = Field(
+        default_factory=dict
+    )
+
+
+class RecordNotification(CommandBase):
+    type: Literal["record-notification"]
+    incident_id: Id
+    party: Literal["school-administrator", "platform-operator"]
+    told_at: AwareDatetime
+
+
+class AcknowledgeIncident(CommandBase):
+    type: Literal["acknowledge-incident"]
+    incident_id: Id
+
+
+class TakeContainmentStep(CommandBase):
+    type: Literal["take-containment-step"]
+    incident_id: Id
+    step: Literal[
+        "sessions-revoked", "account-link-removed", "invitations-annulled", "password-reset"
+    ]
+    note: Text
+
+
+class ResolveIncident(CommandBase):
+    type: Literal["resolve-incident"]
+    incident_id: Id
+    findings: Text
+
+
+class DismissIncident(CommandBase):
+    type: Literal["dismiss-incident"]
+    incident_id: Id
+    findings: Text
+
+
+Command = Annotated[
+    RegisterSchool
+    | AppointAdministrator
+    | RemoveAdministrator
+    | CreateClass
+    | AssignClassTeacher
+    | ReleaseClassTeacher
+    | AdmitPerson
+    | TransferStudent
+    | RecordDeparture
+    | RegisterProfile
+    | LinkAccount
+    | UnlinkAccount
+    | CreateChat
+    | AppointChatModerator
+    | RemoveChatModerator
+    | ArchiveChat
+    | AddMember
+    | LeaveChat
+    | RemoveMember
+    | IssueInvitation
+    | RedeemInvitation
+    | AnnulInvitation
+    | ExpireInvitation
+    | RemoveContent
+    | BlockContent
+    | BlockMember
+    | UnblockMember
+    | WarnAboutLiability
+    | ReportUnauthorisedAccess
+    | RecordNotification
+    | AcknowledgeIncident
+    | TakeContainmentStep
+    | ResolveIncident
+    | DismissIncident,
+    Field(discriminator="type"),
+]
+
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+COMMAND_TYPES: tuple[str, ...] = tuple(
+    sorted(
+        model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]  # each is a Literal
+        for model in CommandBase.__subclasses__() + ContentAction.__subclasses__()
+        if "type" in model.model_fields
+    )
+)
+
+
+def parse_command(raw: str | bytes | dict[str, Any]) -> Command:
+    """A typed command from JSON text or a decoded object, or ``CommandRejected``."""
+    if isinstance(raw, str | bytes):
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CommandRejected(f"not valid JSON: {error}", code="invalid-json") from None
+    else:
+        data = raw
+    if not isinstance(data, dict):
+        raise CommandRejected("a command is a JSON object")
+    try:
+        return COMMAND_ADAPTER.validate_python(data)
+    except ValidationError as error:
+        raise CommandRejected(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each bad field, for a person to read."""
+    parts = []
+    for problem in error.errors(include_url=False):
+        where = ".".join(str(p) for p in problem["loc"]) or "command"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def command_json_schema() -> dict[str, Any]:
+    """The JSON Schema of every command, for the README and for publishers."""
+    return COMMAND_ADAPTER.json_schema()

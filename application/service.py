@@ -1,0 +1,212 @@
+"""The application service: typed commands in, recorded events (with positions) out.
+
+``handle`` takes one command; ``handle_batch`` takes many and saves all their events in
+one transaction, each command still accepted or refused on its own. Both are idempotent
+by ``command_id`` and retry optimistic-concurrency conflicts.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from sferum_audit.application.commands import Command
+from sferum_audit.application.handlers import HANDLERS
+from sferum_audit.application.receipts import CommandReceipt
+from sferum_audit.application.store import APPLICATION_NAME, CommandContextAsDict, locate_events
+from sferum_audit.application.unit_of_work import UnitOfWork
+from sferum_audit.domain.base import AuditedAggregate
+from sferum_audit.domain.errors import DomainError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """One stored event: which aggregate, which version, what kind, where in the log."""
+
+    aggregate_id: str
+    version: int
+    type: str
+    position: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "aggregate_id": self.aggregate_id,
+            "version": self.version,
+            "type": self.type,
+            "position": self.position,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What happened to one command: recorded now, recorded before, or rejected."""
+
+    command_id: str
+    status: Literal["recorded", "duplicate", "rejected"]
+    events: tuple[RecordedEvent, ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status != "rejected"
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"command_id": self.command_id, "status": self.status}
+        if self.accepted:
+            data["events"] = [event.as_dict() for event in self.events]
+        else:
+            data["error"] = {"code": self.error_code, "message": self.error_message}
+        return data
+
+
+@dataclass
+class _Outcome:
+    command: Command
+    refs: list[tuple[UUID, int]] = field(default_factory=list)
+    duplicate_of: list[tuple[UUID, int]] | None = None
+    error: DomainError | None = None
+
+
+def event_type_of(topic: str) -> str:
+    """``sferum_audit.domain.chat:Chat.ContentRemoved`` -> ``Chat.ContentRemoved``."""
+    return topic.rsplit(":", 1)[-1]
+
+
+def in_command_order(uow: UnitOfWork, outcomes: list[_Outcome]) -> list[AuditedAggregate.Event]:
+    """The batch's new events in the order their commands came, so the global log reads as
+    the story happened; within a command, in the order they were triggered."""
+    command_of = {ref: index for index, o in enumerate(outcomes) for ref in o.refs}
+    pending = [aggregate.collect_events() for aggregate in uow.aggregates()]
+    merged = heapq.merge(
+        *pending,
+        key=lambda e: (command_of[(e.originator_id, e.originator_version)], e.timestamp),
+    )
+    return list(merged)  # type: ignore[arg-type]  # every event here is an AuditedAggregate.Event
+
+
+class AuditLog(Application[UUID]):
+    """The system of record: every accepted command becomes immutable events."""
+
+    name = APPLICATION_NAME
+    conflict_retries = 5
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(CommandContextAsDict())
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def handle(self, command: Command) -> CommandResult:
+        """Records one command, or explains why not; the same command_id twice records once."""
+        return self.handle_batch([command])[0]
+
+    def handle_batch(self, commands: Sequence[Command]) -> list[CommandResult]:
+        """Records many commands in one transaction; a refused command does not stop the rest."""
+        for attempt in range(self.conflict_retries + 1):
+            uow, outcomes = self._decide(commands)
+            receipts = [
+                CommandReceipt(
+                    ctx=o.command.context(),
+                    command_id=o.command.command_id,
+                    command_type=o.command.type,
+                    events=[[str(a), str(v)] for a, v in o.refs],
+                )
+                for o in outcomes
+                if o.error is None and o.duplicate_of is None
+            ]
+            try:
+                recordings = self.save(*in_command_order(uow, outcomes), *receipts)
+            except IntegrityError:
+                if attempt == self.conflict_retries:
+                    raise
+                log.info("write conflict, retrying", attempt=attempt + 1, commands=len(commands))
+                continue
+            located = {
+                (r.domain_event.originator_id, r.domain_event.originator_version): (
+                    r.notification.id,
+                    r.notification.topic,
+                )
+                for r in recordings
+            }
+            return self._results(outcomes, located)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decide(self, commands: Sequence[Command]) -> tuple[UnitOfWork, list[_Outcome]]:
+        """Runs the commands against one working set; rebuilds it if a refusal left it dirty."""
+        uow = UnitOfWork(self)
+        outcomes: list[_Outcome] = []
+        seen: dict[str, _Outcome] = {}
+        for command in commands:
+            outcome = _Outcome(command)
+            outcomes.append(outcome)
+            earlier = seen.get(command.command_id)
+            if earlier is not None:
+                outcome.duplicate_of = earlier.refs if earlier.error is None else None
+                outcome.error = earlier.error
+                if earlier.error is None and earlier.duplicate_of is not None:
+                    outcome.duplicate_of = earlier.duplicate_of
+                continue
+            seen[command.command_id] = outcome
+            receipt = uow.find(CommandReceipt, CommandReceipt.create_id(command.command_id))
+            if receipt is not None:
+                outcome.duplicate_of = list(receipt.events)
+                continue
+            uow.begin_command()
+            try:
+                HANDLERS[command.type](uow, command, command.context())
+            except DomainError as error:
+                outcome.error = error
+                uow.undo_command()
+                if uow.dirty:
+                    log.warning("refused command had changed state; deciding batch again")
+                    return self._decide_without(commands, command, error)
+                continue
+            outcome.refs = uow.changes_of_command()
+        return uow, outcomes
+
+    def _decide_without(
+        self, commands: Sequence[Command], refused: Command, error: DomainError
+    ) -> tuple[UnitOfWork, list[_Outcome]]:
+        """Decides the batch again without a refused command that had changed state."""
+        uow, outcomes = self._decide([c for c in commands if c is not refused])
+        rest = iter(outcomes)
+        ordered = [
+            _Outcome(command, error=error) if command is refused else next(rest)
+            for command in commands
+        ]
+        return uow, ordered
+
+    def _results(
+        self, outcomes: list[_Outcome], located: dict[tuple[UUID, int], tuple[int, str]]
+    ) -> list[CommandResult]:
+        missing = [
+            ref for o in outcomes if o.duplicate_of for ref in o.duplicate_of if ref not in located
+        ]
+        located.update(locate_events(self.recorder, missing))
+        results = []
+        for o in outcomes:
+            command_id = o.command.command_id
+            if o.error is not None:
+                results.append(
+                    CommandResult(command_id, "rejected", (), o.error.code, o.error.message)
+                )
+                continue
+            refs = o.duplicate_of if o.duplicate_of is not None else o.refs
+            events = tuple(
+                RecordedEvent(str(a), v, event_type_of(located[(a, v)][1]), located[(a, v)][0])
+                for a, v in refs
+            )
+            status: Literal["recorded", "duplicate"] = (
+                "duplicate" if o.duplicate_of is not None else "recorded"
+            )
+            results.append(CommandResult(command_id, status, events))
+        return results

@@ -1,0 +1,46 @@
+"""Configuration from the environment: every variable starts with ``SFERUM_AUDIT_``.
+
+The embedded default needs none of them: SQLite files in ``SFERUM_AUDIT_DATA_DIR``.
+Production points ``SFERUM_AUDIT_DATABASE_URL`` at PostgreSQL; no code changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, documented in the README's Configuration section."""
+
+    model_config = SettingsConfigDict(env_prefix="SFERUM_AUDIT_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("sferum-audit-data"),
+        description="Folder for the embedded SQLite event store, views and keys.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL for the event store (postgresql://user:pass@host:port/db); "
+        "unset means SQLite in the data folder.",
+    )
+    database_schema: str | None = Field(
+        default=None, description="PostgreSQL schema for the event store tables (default: public)."
+    )
+    database_pool_size: int = Field(default=5, description="PostgreSQL connections kept open.")
+    aggregate_cache_size: int = Field(
+        default=20_000, description="Aggregates kept in memory between commands (0 = none)."
+    )
+    conflict_retries: int = Field(
+        default=5, description="How often a command is retried after a concurrent write."
+    )
+    log_format: str = Field(
+        default="auto", description="'console', 'json', or 'auto' (console on a terminal)."
+    )
+    log_level: str = Field(default="INFO", description="Lowest level of log lines written.")
+
+    @property
+    def event_store_path(self) -> Path:
+        return self.data_dir / "events.sqlite"

@@ -1,0 +1,101 @@
+"""Wiring of ``eventsourcing``'s own recorders: SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, Transcoding
+from sferum_audit.application.settings import Settings
+from sferum_audit.domain.context import CommandContext
+
+APPLICATION_NAME = "SferumAudit"
+
+
+def persistence_environment(settings: Settings) -> dict[str, str]:
+    """The ``eventsourcing`` environment for the configured store."""
+    env: dict[str, str] = {
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
+    if settings.aggregate_cache_size <= 0:
+        env.pop("AGGREGATE_CACHE_MAXSIZE")
+    if settings.database_url:
+        env.update(postgres_environment(settings.database_url))
+        env["POSTGRES_POOL_SIZE"] = str(settings.database_pool_size)
+        if settings.database_schema:
+            env["POSTGRES_SCHEMA"] = settings.database_schema
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+        env["SQLITE_DBNAME"] = str(settings.event_store_path)
+        env["SQLITE_LOCK_TIMEOUT"] = "30"
+    return env
+
+
+def postgres_environment(url: str) -> dict[str, str]:
+    """Translates a PostgreSQL URL into ``eventsourcing.postgres`` settings."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgresql", "postgres", "postgresql+psycopg"}:
+        raise ValueError(f"SFERUM_AUDIT_DATABASE_URL must be a postgresql:// URL, not {url!r}")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+    }
+
+
+class CommandContextAsDict(Transcoding):
+    """Stores a ``CommandContext`` as a JSON object inside each event."""
+
+    type = CommandContext
+    name = "ctx"
+
+    def encode(self, obj: CommandContext) -> dict[str, Any]:
+        return obj.as_dict()
+
+    def decode(self, data: dict[str, Any]) -> CommandContext:
+        return CommandContext(**data)
+
+
+def locate_events(
+    recorder: ApplicationRecorder, refs: Iterable[tuple[UUID, int]]
+) -> dict[tuple[UUID, int], tuple[int, str]]:
+    """Global position and topic of stored events named by (aggregate id, version).
+
+    The recorder API reads events by aggregate or by position, not both; answering a
+    repeated command with its first result needs both, so this asks the tables directly.
+    """
+    wanted = list(refs)
+    found: dict[tuple[UUID, int], tuple[int, str]] = {}
+    if not wanted:
+        return found
+    table = recorder.events_table_name  # type: ignore[attr-defined]  # both recorders have it
+    datastore = recorder.datastore  # type: ignore[attr-defined]  # both recorders have it
+    if type(recorder).__module__ == "eventsourcing.sqlite":
+        sql = f"SELECT rowid, topic FROM {table} WHERE originator_id=? AND originator_version=?"  # noqa: S608  # table name is the library's own
+        with datastore.transaction(commit=False) as cursor:
+            for aggregate_id, version in wanted:
+                cursor.execute(sql, (aggregate_id.hex, version))
+                row = cursor.fetchone()
+                if row is not None:
+                    found[(aggregate_id, version)] = (int(row[0]), str(row[1]))
+        return found
+    from psycopg import sql as pgsql
+
+    schema = datastore.schema or "public"
+    query = pgsql.SQL(
+        "SELECT notification_id, topic FROM {}.{} WHERE originator_id=%s AND originator_version=%s"
+    ).format(pgsql.Identifier(schema), pgsql.Identifier(table))
+    with datastore.transaction(commit=False) as cursor:
+        for aggregate_id, version in wanted:
+            cursor.execute(query, (aggregate_id, version))
+            row = cursor.fetchone()
+            if row is not None:
+                found[(aggregate_id, version)] = (int(row["notification_id"]), str(row["topic"]))
+    return found

@@ -1,0 +1,1 @@
+"""sferum-audit cli."""

@@ -1,0 +1,480 @@
+"""A chat or channel of the school, its membership, and the moderation done in it (2.3-2.5).
+
+Moderation actions are events of the chat they happen in: a blocked member is chat state
+(they cannot rejoin until unblocked), and the chat decides who controls it.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+from uuid import UUID
+
+from eventsourcing.domain import event
+from sferum_audit.domain.authority import ActorStanding, ChatControl, authorities_over
+from sferum_audit.domain.base import AuditedAggregate, stable_id
+from sferum_audit.domain.context import CommandContext
+from sferum_audit.domain.errors import ActorNotPermitted, DomainError, InvalidValue
+from sferum_audit.domain.regulation import (
+    CHAT_KINDS,
+    CLASS_TEACHER,
+    CREATABLE_CHAT_KINDS,
+    FREE_CHAT,
+    FREE_CHAT_PURPOSES,
+    GROUNDS,
+    INVITATION_ROLES,
+    MODERATION_AUTHORITIES,
+    ROLE_OF_AUTHORITY,
+    SUBJECT_CHAT,
+    require_one_of,
+    require_text,
+)
+
+JOIN_ROUTES = frozenset({"invitation", "account-link", "added"})
+
+
+class ChatNotUnderControl(ActorNotPermitted):
+    """The actor controls this chat under none of 2.3, 2.4, 2.5."""
+
+    code = "chat-not-under-control"
+
+
+class AuthorityNotHeld(ActorNotPermitted):
+    """The actor controls the chat, but not under the authority the command names."""
+
+    code = "authority-not-held"
+
+
+class AuthorityDoesNotMatchRole(ActorNotPermitted):
+    """2.3 is exercised as administrator, 2.4 as teacher, 2.5 as class teacher."""
+
+    code = "authority-does-not-match-role"
+
+
+class StudentsAndParentsDoNotModerate(ActorNotPermitted):
+    code = "students-and-parents-do-not-moderate"
+
+
+class WarningNeedsClassTeacher(ActorNotPermitted):
+    """Warning about liability is the class teacher's power (2.5)."""
+
+    code = "warning-needs-class-teacher"
+
+
+class MayNotCreateChat(ActorNotPermitted):
+    code = "may-not-create-chat"
+
+
+class ChatArchived(DomainError):
+    code = "chat-archived"
+
+
+class AlreadyMember(DomainError):
+    code = "already-member"
+
+
+class NotMember(DomainError):
+    code = "not-member"
+
+
+class MemberBlocked(DomainError):
+    """A blocked member cannot rejoin until unblocked."""
+
+    code = "member-blocked"
+
+
+class NotBlocked(DomainError):
+    code = "member-not-blocked"
+
+
+class Chat(AuditedAggregate):
+    """A chat: kind, owner, moderators, members with their roles, blocked members."""
+
+    @staticmethod
+    def create_id(school_id: str, chat_id: str) -> UUID:
+        return stable_id("chat", school_id, chat_id)
+
+    @classmethod
+    def open(
+        cls,
+        ctx: CommandContext,
+        school_id: str,
+        chat_id: str,
+        kind: str,
+        title: str,
+        *,
+        creator_id: str,
+        owner_id: str | None,
+        class_id: str | None = None,
+        subject: str | None = None,
+        purpose: str | None = None,
+    ) -> Self:
+        """Opens a chat of any kind; ``create`` is the guarded version for people."""
+        require_text(chat_id, "chat id", 100)
+        require_one_of(kind, CHAT_KINDS, "chat kind")
+        require_text(title, "chat title", 200)
+        if kind == FREE_CHAT:
+            if purpose is None:
+                raise InvalidValue("a free chat needs a purpose (project, excursion, ...)")
+            require_one_of(purpose, FREE_CHAT_PURPOSES, "free chat purpose")
+        if kind == SUBJECT_CHAT:
+            require_text(subject or "", "subject", 100)
+        return cls(
+            ctx=ctx,
+            school_id=school_id,
+            chat_id=chat_id,
+            kind=kind,
+            title=title,
+            class_id=class_id,
+            subject=subject,
+            purpose=purpose,
+            creator_id=creator_id,
+            owner_id=owner_id,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        ctx: CommandContext,
+        standing: ActorStanding,
+        school_id: str,
+        chat_id: str,
+        kind: str,
+        title: str,
+        class_id: str | None,
+        subject: str | None,
+        purpose: str | None,
+    ) -> Self:
+        """A subject or free chat created by an administrator (2.3), a teacher (2.4) or a
+        class teacher (2.5), who becomes its owner."""
+        if kind not in CREATABLE_CHAT_KINDS:
+            raise MayNotCreateChat(
+                f"a {kind} chat is opened automatically with the school or class; "
+                "people create subject and free chats"
+            )
+        allowed = {
+            "administrator": standing.is_administrator,
+            "teacher": standing.is_teacher,
+            "class-teacher": bool(standing.classes_taught),
+        }
+        if not allowed.get(ctx.actor_role, False):
+            raise MayNotCreateChat(
+                f"{ctx.actor_id} may not create chats as {ctx.actor_role}: administrators (2.3), "
+                "teachers (2.4) and class teachers (2.5) do"
+            )
+        return cls.open(
+            ctx,
+            school_id,
+            chat_id,
+            kind,
+            title,
+            creator_id=ctx.actor_id,
+            owner_id=ctx.actor_id,
+            class_id=class_id,
+            subject=subject,
+            purpose=purpose,
+        )
+
+    @event("Created")
+    def __init__(
+        self,
+        ctx: CommandContext,
+        school_id: str,
+        chat_id: str,
+        kind: str,
+        title: str,
+        class_id: str | None,
+        subject: str | None,
+        purpose: str | None,
+        creator_id: str,
+        owner_id: str | None,
+    ) -> None:
+        self.school_id = school_id
+        self.chat_id = chat_id
+        self.kind = kind
+        self.title = title
+        self.class_id = class_id
+        self.creator_id = creator_id
+        self.owner_id = owner_id
+        self.moderator_ids: set[str] = set()
+        self.members: dict[str, str] = {}
+        self.blocked: set[str] = set()
+        self.archived = False
+
+    # -- queries and guards ----------------------------------------------------------------
+
+    @property
+    def control(self) -> ChatControl:
+        return ChatControl(
+            kind=self.kind,
+            class_id=self.class_id,
+            creator_id=self.creator_id,
+            owner_id=self.owner_id,
+            moderator_ids=frozenset(self.moderator_ids),
+        )
+
+    def check_open(self) -> None:
+        if self.archived:
+            raise ChatArchived(f"chat {self.chat_id} is archived")
+
+    def check_controlled_by(self, ctx: CommandContext, standing: ActorStanding) -> frozenset[str]:
+        """The authorities under which the actor controls this chat; refuses if none."""
+        if ctx.actor_role in {"student", "parent"}:
+            raise StudentsAndParentsDoNotModerate(
+                "students (2.7) and parents (2.8) do not moderate or manage chats"
+            )
+        granted = authorities_over(self.control, standing)
+        if not granted:
+            raise ChatNotUnderControl(
+                f"chat {self.chat_id} is not under the control of {ctx.actor_id}"
+            )
+        return granted
+
+    def check_may_moderate(
+        self,
+        ctx: CommandContext,
+        standing: ActorStanding,
+        authority: str,
+        ground: str | None,
+        *,
+        warning: bool = False,
+    ) -> None:
+        """The rules every moderation action obeys (REGULATION.md, 2.3-2.5 and 4.2)."""
+        require_one_of(authority, MODERATION_AUTHORITIES, "authority")
+        if ground is not None:
+            require_one_of(ground, GROUNDS, "ground")
+        granted = self.check_controlled_by(ctx, standing)
+        if ctx.actor_role != ROLE_OF_AUTHORITY[authority]:
+            raise AuthorityDoesNotMatchRole(
+                f"authority {authority} is exercised as {ROLE_OF_AUTHORITY[authority]}, "
+                f"but the actor acts as {ctx.actor_role}"
+            )
+        if authority not in granted:
+            held = ", ".join(sorted(granted))
+            raise AuthorityNotHeld(
+                f"{ctx.actor_id} controls chat {self.chat_id} under {held}, not {authority}"
+            )
+        if warning and authority != CLASS_TEACHER:
+            raise WarningNeedsClassTeacher(
+                "warning about liability is the class teacher's power (2.5)"
+            )
+
+    def check_can_join(self, profile_id: str) -> None:
+        self.check_open()
+        if profile_id in self.blocked:
+            raise MemberBlocked(f"{profile_id} is blocked in chat {self.chat_id}; unblock first")
+        if profile_id in self.members:
+            raise AlreadyMember(f"{profile_id} is already a member of chat {self.chat_id}")
+
+    def check_member(self, profile_id: str) -> None:
+        if profile_id not in self.members:
+            raise NotMember(f"{profile_id} is not a member of chat {self.chat_id}")
+
+    # -- ownership -------------------------------------------------------------------------
+
+    def appoint_moderator(
+        self, ctx: CommandContext, standing: ActorStanding, profile_id: str
+    ) -> None:
+        """The owner or an administrator makes a teacher a moderator (2.4 control follows)."""
+        self.check_open()
+        self.check_controlled_by(ctx, standing)
+        if profile_id in self.moderator_ids:
+            raise AlreadyMember(f"{profile_id} already moderates chat {self.chat_id}")
+        self._moderator_appointed(ctx, profile_id)
+
+    @event("ModeratorAppointed")
+    def _moderator_appointed(self, ctx: CommandContext, profile_id: str) -> None:
+        self.moderator_ids.add(profile_id)
+
+    def remove_moderator(
+        self, ctx: CommandContext, standing: ActorStanding, profile_id: str
+    ) -> None:
+        self.check_controlled_by(ctx, standing)
+        if profile_id not in self.moderator_ids:
+            raise NotMember(f"{profile_id} does not moderate chat {self.chat_id}")
+        self._moderator_removed(ctx, profile_id)
+
+    @event("ModeratorRemoved")
+    def _moderator_removed(self, ctx: CommandContext, profile_id: str) -> None:
+        self.moderator_ids.discard(profile_id)
+
+    def archive(self, ctx: CommandContext, standing: ActorStanding, reason: str) -> None:
+        self.check_open()
+        self.check_controlled_by(ctx, standing)
+        require_text(reason, "reason")
+        self._archived(ctx, reason)
+
+    @event("Archived")
+    def _archived(self, ctx: CommandContext, reason: str) -> None:
+        self.archived = True
+
+    # -- membership ------------------------------------------------------------------------
+
+    def join(
+        self,
+        ctx: CommandContext,
+        profile_id: str,
+        role: str,
+        via: str,
+        invitation_id: str | None = None,
+    ) -> None:
+        """A profile joins with a role: by redeeming an invitation, by account link, or added
+        by someone who controls the chat (the caller checks who)."""
+        require_one_of(role, INVITATION_ROLES, "member role")
+        require_one_of(via, JOIN_ROUTES, "join route")
+        self.check_can_join(profile_id)
+        self._member_joined(ctx, profile_id, role, via, invitation_id)
+
+    @event("MemberJoined")
+    def _member_joined(
+        self, ctx: CommandContext, profile_id: str, role: str, via: str, invitation_id: str | None
+    ) -> None:
+        self.members[profile_id] = role
+
+    def leave(self, ctx: CommandContext) -> None:
+        """The actor leaves the chat of their own accord."""
+        self.check_member(ctx.actor_id)
+        self._member_left(ctx, ctx.actor_id)
+
+    @event("MemberLeft")
+    def _member_left(self, ctx: CommandContext, profile_id: str) -> None:
+        self.members.pop(profile_id, None)
+
+    def remove_member(self, ctx: CommandContext, profile_id: str, reason: str) -> None:
+        """Ends a membership (left the school, transferred, or by someone in control)."""
+        require_text(reason, "reason")
+        self.check_member(profile_id)
+        self._member_removed(ctx, profile_id, reason)
+
+    @event("MemberRemoved")
+    def _member_removed(self, ctx: CommandContext, profile_id: str, reason: str) -> None:
+        self.members.pop(profile_id, None)
+
+    # -- moderation (2.3, 2.4, 2.5 on grounds of 4.2, law, third-party rights) --------------
+
+    def remove_content(
+        self,
+        ctx: CommandContext,
+        standing: ActorStanding,
+        authority: str,
+        ground: str,
+        message_id: str,
+        author_id: str,
+        reason: str,
+        excerpt: str | None = None,
+    ) -> None:
+        self.check_may_moderate(ctx, standing, authority, ground)
+        self._check_message(message_id, reason, excerpt)
+        self._content_removed(ctx, authority, ground, message_id, author_id, reason, excerpt)
+
+    @event("ContentRemoved")
+    def _content_removed(
+        self,
+        ctx: CommandContext,
+        authority: str,
+        ground: str,
+        message_id: str,
+        author_id: str,
+        reason: str,
+        excerpt: str | None,
+    ) -> None:
+        pass
+
+    def block_content(
+        self,
+        ctx: CommandContext,
+        standing: ActorStanding,
+        authority: str,
+        ground: str,
+        message_id: str,
+        author_id: str,
+        reason: str,
+        excerpt: str | None = None,
+    ) -> None:
+        self.check_may_moderate(ctx, standing, authority, ground)
+        self._check_message(message_id, reason, excerpt)
+        self._content_blocked(ctx, authority, ground, message_id, author_id, reason, excerpt)
+
+    @event("ContentBlocked")
+    def _content_blocked(
+        self,
+        ctx: CommandContext,
+        authority: str,
+        ground: str,
+        message_id: str,
+        author_id: str,
+        reason: str,
+        excerpt: str | None,
+    ) -> None:
+        pass
+
+    def block_member(
+        self,
+        ctx: CommandContext,
+        standing: ActorStanding,
+        authority: str,
+        ground: str,
+        member_id: str,
+        reason: str,
+    ) -> None:
+        """Blocks a member: they leave the chat and cannot rejoin until unblocked."""
+        self.check_may_moderate(ctx, standing, authority, ground)
+        require_text(reason, "reason")
+        self.check_member(member_id)
+        if member_id == ctx.actor_id:
+            raise InvalidValue("a moderator cannot block themselves")
+        self._member_blocked(ctx, authority, ground, member_id, reason)
+
+    @event("MemberBlocked")
+    def _member_blocked(
+        self, ctx: CommandContext, authority: str, ground: str, member_id: str, reason: str
+    ) -> None:
+        self.members.pop(member_id, None)
+        self.blocked.add(member_id)
+
+    def unblock_member(
+        self,
+        ctx: CommandContext,
+        standing: ActorStanding,
+        authority: str,
+        member_id: str,
+        reason: str,
+    ) -> None:
+        self.check_may_moderate(ctx, standing, authority, None)
+        require_text(reason, "reason")
+        if member_id not in self.blocked:
+            raise NotBlocked(f"{member_id} is not blocked in chat {self.chat_id}")
+        self._member_unblocked(ctx, authority, member_id, reason)
+
+    @event("MemberUnblocked")
+    def _member_unblocked(
+        self, ctx: CommandContext, authority: str, member_id: str, reason: str
+    ) -> None:
+        self.blocked.discard(member_id)
+
+    def warn_about_liability(
+        self,
+        ctx: CommandContext,
+        standing: ActorStanding,
+        authority: str,
+        ground: str,
+        member_id: str,
+        reason: str,
+    ) -> None:
+        """The class teacher warns a member about liability for breaking the rules (2.5)."""
+        self.check_may_moderate(ctx, standing, authority, ground, warning=True)
+        require_text(reason, "reason")
+        self.check_member(member_id)
+        self._liability_warned(ctx, authority, ground, member_id, reason)
+
+    @event("LiabilityWarned")
+    def _liability_warned(
+        self, ctx: CommandContext, authority: str, ground: str, member_id: str, reason: str
+    ) -> None:
+        pass
+
+    @staticmethod
+    def _check_message(message_id: str, reason: str, excerpt: str | None) -> None:
+        require_text(message_id, "message id", 200)
+        require_text(reason, "reason")
+        if excerpt is not None:
+            require_text(excerpt, "excerpt", 2000)
