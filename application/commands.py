@@ -12,6 +12,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
 

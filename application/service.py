@@ -16,6 +16,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
 from sferum_audit.application.commands import Command
 from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.receipts import CommandReceipt

@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Transcoding
+
 from sferum_audit.application.settings import Settings
 from sferum_audit.domain.context import CommandContext
 

@@ -13,6 +13,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+
 from sferum_audit.application.errors import AlreadyRecorded, UnknownEntity
 from sferum_audit.domain.base import AuditedAggregate
 

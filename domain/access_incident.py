@@ -11,6 +11,7 @@ from typing import Self
 from uuid import UUID
 
 from eventsourcing.domain import event
+
 from sferum_audit.domain.base import AuditedAggregate, stable_id
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import ActorNotPermitted, DomainError, InvalidValue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+
 from sferum_audit.domain.context import CommandContext
 
 # Aggregate ids are derived from the caller's readable keys ("school 58, chat 5A"), so the

@@ -10,6 +10,7 @@ from typing import Self
 from uuid import UUID
 
 from eventsourcing.domain import event
+
 from sferum_audit.domain.authority import ActorStanding, ChatControl, authorities_over
 from sferum_audit.domain.base import AuditedAggregate, stable_id
 from sferum_audit.domain.context import CommandContext

@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from eventsourcing.domain import event
+
 from sferum_audit.domain.base import AuditedAggregate, stable_id
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
