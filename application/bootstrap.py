@@ -5,11 +5,13 @@ from __future__ import annotations
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import persistence_environment
+from sferum_audit.application.subject_keys import SubjectKeys
 
 
 def build_audit_log(settings: Settings | None = None) -> AuditLog:
     """The audit log on the configured store (SQLite in the data folder, or PostgreSQL)."""
     settings = settings or Settings()
-    app = AuditLog(env=persistence_environment(settings))
+    env = persistence_environment(settings)
+    app = AuditLog(env=env, subject_keys=SubjectKeys.from_settings(settings))
     app.conflict_retries = settings.conflict_retries
     return app

@@ -15,12 +15,14 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
 from sferum_audit.application.commands import Command
 from sferum_audit.application.handlers import HANDLERS
+from sferum_audit.application.personal_data_mapper import PersonalDataMapper
 from sferum_audit.application.receipts import CommandReceipt
 from sferum_audit.application.store import APPLICATION_NAME, CommandContextAsDict, locate_events
+from sferum_audit.application.subject_keys import SubjectKeys
 from sferum_audit.application.unit_of_work import UnitOfWork
 from sferum_audit.domain.base import AuditedAggregate
 from sferum_audit.domain.errors import DomainError
@@ -99,6 +101,14 @@ class AuditLog(Application[UUID]):
 
     name = APPLICATION_NAME
     conflict_retries = 5
+
+    def __init__(self, env: dict[str, str], subject_keys: SubjectKeys) -> None:
+        self.subject_keys = subject_keys
+        super().__init__(env=env)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """Personal fields are sealed with their subject's key (see personal_data_mapper)."""
+        return PersonalDataMapper(self.construct_transcoder(), self.subject_keys)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

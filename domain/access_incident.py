@@ -171,10 +171,12 @@ class AccessIncident(AuditedAggregate):
         self.check_state({ACKNOWLEDGED, CONTAINED}, "contained")
         require_one_of(step, CONTAINMENT_STEPS, "containment step")
         require_text(note, "note")
-        self._containment_step_taken(ctx, step, note)
+        self._containment_step_taken(ctx, self.affected_profile_id, step, note)
 
     @event("ContainmentStepTaken")
-    def _containment_step_taken(self, ctx: CommandContext, step: str, note: str) -> None:
+    def _containment_step_taken(
+        self, ctx: CommandContext, affected_profile_id: str, step: str, note: str
+    ) -> None:
         self.state = CONTAINED
         self.containment_steps.append(step)
 
@@ -182,18 +184,18 @@ class AccessIncident(AuditedAggregate):
         self.check_security_staff(ctx, is_security_staff)
         self.check_state({ACKNOWLEDGED, CONTAINED}, "resolved")
         require_text(findings, "findings", 4000)
-        self._resolved(ctx, findings)
+        self._resolved(ctx, self.affected_profile_id, findings)
 
     @event("Resolved")
-    def _resolved(self, ctx: CommandContext, findings: str) -> None:
+    def _resolved(self, ctx: CommandContext, affected_profile_id: str, findings: str) -> None:
         self.state = RESOLVED
 
     def dismiss(self, ctx: CommandContext, is_security_staff: bool, findings: str) -> None:
         self.check_security_staff(ctx, is_security_staff)
         self.check_state({ACKNOWLEDGED, CONTAINED}, "dismissed")
         require_text(findings, "findings", 4000)
-        self._dismissed(ctx, findings)
+        self._dismissed(ctx, self.affected_profile_id, findings)
 
     @event("Dismissed")
-    def _dismissed(self, ctx: CommandContext, findings: str) -> None:
+    def _dismissed(self, ctx: CommandContext, affected_profile_id: str, findings: str) -> None:
         self.state = DISMISSED

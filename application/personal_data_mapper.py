@@ -1,0 +1,91 @@
+"""Stores each personal field encrypted with its data subject's key (AES-256-GCM).
+
+Applied between the domain event and the stored bytes, so the domain keeps plain strings
+and the views need no crypto. A stored personal field is ``{"subject": ..., "sealed":
+base64(nonce || ciphertext)}``; reading it back gives the text, or ``[erased]`` once the
+subject's key is destroyed. The subject id is bound into the ciphertext as associated
+data, so a sealed value cannot be moved to another person.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+
+from sferum_audit.application.subject_keys import SubjectKeys
+from sferum_audit.domain.personal_data import ERASED, PERSONAL_FIELDS, PersonalFields
+
+NONCE_BYTES = 12
+
+
+def event_type(topic_or_qualname: str) -> str:
+    return topic_or_qualname.rsplit(":", 1)[-1]
+
+
+class PersonalDataMapper(Mapper[UUID]):
+    """A ``Mapper`` that seals personal fields on the way in and opens them on the way out."""
+
+    def __init__(self, transcoder: Transcoder, keys: SubjectKeys) -> None:
+        super().__init__(transcoder)
+        self._keys = keys
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        spec = PERSONAL_FIELDS.get(type(domain_event).__qualname__)
+        if spec is None:
+            return super().to_stored_event(domain_event)
+        sealed = self._sealed_copy(domain_event, spec)
+        return super().to_stored_event(sealed)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        domain_event = super().to_domain_event(stored_event)
+        spec = PERSONAL_FIELDS.get(event_type(stored_event.topic))
+        if spec is not None:
+            state = vars(domain_event)
+            for name in spec.fields:
+                value = state.get(name)
+                if isinstance(value, dict) and "sealed" in value:
+                    state[name] = self._open(value)
+        return domain_event
+
+    # -- sealing ------------------------------------------------------------------------------
+
+    def _sealed_copy(
+        self, domain_event: DomainEventProtocol[UUID], spec: PersonalFields
+    ) -> DomainEventProtocol[UUID]:
+        state: dict[str, Any] = dict(vars(domain_event))
+        subject = str(state[spec.subject_field])
+        key = None
+        for name in spec.fields:
+            value = state.get(name)
+            if value is None or value == ERASED:
+                continue
+            key = key or self._keys.key_for_writing(subject)
+            state[name] = self._seal(subject, key, str(value)) if key else ERASED
+        copy = object.__new__(type(domain_event))
+        object.__setattr__(copy, "__dict__", state)
+        return copy
+
+    @staticmethod
+    def _seal(subject: str, key: bytes, text: str) -> dict[str, str]:
+        nonce = os.urandom(NONCE_BYTES)
+        ciphertext = AESGCM(key).encrypt(nonce, text.encode(), subject.encode())
+        return {"subject": subject, "sealed": base64.b64encode(nonce + ciphertext).decode()}
+
+    def _open(self, sealed: dict[str, str]) -> str:
+        subject = sealed["subject"]
+        key = self._keys.key_for_reading(subject)
+        if key is None:
+            return ERASED
+        raw = base64.b64decode(sealed["sealed"])
+        try:
+            plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode())
+        except InvalidTag:
+            return ERASED
+        return plain.decode()

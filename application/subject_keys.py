@@ -1,0 +1,133 @@
+"""One encryption key per data subject, kept outside the immutable log so it can be destroyed.
+
+Keys live in their own table (a SQLite file in the data folder, or the PostgreSQL
+database beside the event store). Destroying a key is the erasure: the log still holds
+the ciphertext, and the Merkle proofs over it stay valid, but nobody can read it again.
+A forgotten subject stays forgotten: no new key is made for them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from sferum_audit.application.settings import Settings
+
+KEY_BYTES: Final = 32
+
+metadata = sa.MetaData()
+subject_keys = sa.Table(
+    "subject_keys",
+    metadata,
+    sa.Column("subject_id", sa.String(200), primary_key=True),
+    sa.Column("key", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("destroyed_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+
+def sqlalchemy_url(settings: Settings, sqlite_file: str) -> str:
+    """The SQLAlchemy URL of the configured database (PostgreSQL, or a SQLite file)."""
+    if settings.database_url:
+        scheme, rest = settings.database_url.split("://", 1)
+        return (
+            f"postgresql+psycopg://{rest}"
+            if scheme.startswith("postgres")
+            else settings.database_url
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{settings.data_dir / sqlite_file}"
+
+
+class SubjectKeys:
+    """Creates, reads and destroys data subjects' keys, with a small in-memory cache."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._cache: dict[str, bytes | None] = {}
+        self._lock = threading.Lock()
+        metadata.create_all(engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SubjectKeys:
+        url = sqlalchemy_url(settings, "subject-keys.sqlite")
+        options: dict[str, object] = {}
+        if settings.database_schema and url.startswith("postgresql"):
+            options["execution_options"] = {
+                "schema_translate_map": {None: settings.database_schema}
+            }
+        return cls(sa.create_engine(url, **options))
+
+    def key_for_writing(self, subject_id: str) -> bytes | None:
+        """The subject's key, made on first use; ``None`` if the subject was forgotten."""
+        key = self.key_for_reading(subject_id)
+        if key is not None or self._is_forgotten(subject_id):
+            return key
+        new_key = os.urandom(KEY_BYTES)
+        dialect_insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
+        statement = dialect_insert(subject_keys).values(
+            subject_id=subject_id, key=new_key, created_at=datetime.now(UTC)
+        )
+        with self._engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["subject_id"]))
+        with self._lock:
+            self._cache.pop(subject_id, None)
+        return self.key_for_reading(subject_id)
+
+    def key_for_reading(self, subject_id: str) -> bytes | None:
+        """The subject's key, or ``None`` if there is none (never made, or destroyed)."""
+        with self._lock:
+            if subject_id in self._cache:
+                return self._cache[subject_id]
+        with self._engine.connect() as conn:
+            key = conn.execute(
+                sa.select(subject_keys.c.key).where(subject_keys.c.subject_id == subject_id)
+            ).scalar_one_or_none()
+        with self._lock:
+            if key is not None:
+                self._cache[subject_id] = key
+        return key
+
+    def _is_forgotten(self, subject_id: str) -> bool:
+        with self._engine.connect() as conn:
+            destroyed = conn.execute(
+                sa.select(subject_keys.c.destroyed_at).where(
+                    subject_keys.c.subject_id == subject_id
+                )
+            ).scalar_one_or_none()
+        return destroyed is not None
+
+    def destroy(self, subject_id: str) -> bool:
+        """Destroys the subject's key for good; ``False`` if it was already gone."""
+        now = datetime.now(UTC)
+        with self._engine.begin() as conn:
+            existing = conn.execute(
+                sa.select(subject_keys.c.destroyed_at).where(
+                    subject_keys.c.subject_id == subject_id
+                )
+            ).first()
+            if existing is None:
+                conn.execute(
+                    sa.insert(subject_keys).values(
+                        subject_id=subject_id, key=None, created_at=now, destroyed_at=now
+                    )
+                )
+                destroyed = True
+            elif existing[0] is None:
+                conn.execute(
+                    sa.update(subject_keys)
+                    .where(subject_keys.c.subject_id == subject_id)
+                    .values(key=None, destroyed_at=now)
+                )
+                destroyed = True
+            else:
+                destroyed = False
+        with self._lock:
+            self._cache[subject_id] = None
+        return destroyed
