@@ -328,6 +328,17 @@ class DismissIncident(CommandBase):
     findings: Text
 
 
+# -- erasure of personal data (152-FZ) ------------------------------------------------------
+
+
+class ErasePersonalData(CommandBase):
+    type: Literal["erase-personal-data"]
+    erasure_id: Id
+    subject_id: Id
+    requested_by: Id
+    basis: Annotated[str, Field(min_length=1, max_length=500)]
+
+
 Command = Annotated[
     RegisterSchool
     | AppointAdministrator
@@ -362,7 +373,8 @@ Command = Annotated[
     | AcknowledgeIncident
     | TakeContainmentStep
     | ResolveIncident
-    | DismissIncident,
+    | DismissIncident
+    | ErasePersonalData,
     Field(discriminator="type"),
 ]
 

@@ -16,6 +16,7 @@ from sferum_audit.domain.authority import ActorStanding, authorities_over, check
 from sferum_audit.domain.chat import Chat
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.elzhur_account import ElzhurAccount
+from sferum_audit.domain.erasure import Erasure
 from sferum_audit.domain.errors import ActorNotPermitted, InvalidValue
 from sferum_audit.domain.invitation import Invitation
 from sferum_audit.domain.profile import Profile
@@ -528,3 +529,29 @@ def resolve_incident(uow: UnitOfWork, cmd: c.ResolveIncident, ctx: CommandContex
 @handles("dismiss-incident")
 def dismiss_incident(uow: UnitOfWork, cmd: c.DismissIncident, ctx: CommandContext) -> None:
     incident_of(uow, cmd, cmd.incident_id).dismiss(ctx, security_actor(uow, cmd), cmd.findings)
+
+
+# -- erasure of personal data ----------------------------------------------------------------
+
+
+@handles("erase-personal-data")
+def erase_personal_data(uow: UnitOfWork, cmd: c.ErasePersonalData, ctx: CommandContext) -> None:
+    """Records the erasure; the caller destroys the subject's key once it is saved."""
+    school = school_of(uow, cmd)
+    uow.check_absent(
+        Erasure, Erasure.create_id(cmd.school_id, cmd.erasure_id), "erasure", cmd.erasure_id
+    )
+    requester = uow.find(Profile, Profile.create_id(cmd.requested_by))
+    is_parent = requester is not None and requester.is_parent_of(cmd.subject_id)
+    uow.add(
+        Erasure.record(
+            ctx,
+            cmd.school_id,
+            cmd.erasure_id,
+            cmd.subject_id,
+            cmd.requested_by,
+            is_parent,
+            cmd.basis,
+            school.is_administrator(cmd.actor.id),
+        )
+    )
