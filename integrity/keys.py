@@ -70,9 +70,9 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
 def _create_key_file(path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     pem = private_key_pem(Ed25519PrivateKey.generate())
+    # mkstemp creates the file with mode 0600 (owner read/write only).
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(pem)
             tmp.flush()

@@ -87,7 +87,7 @@ def _b64decode(text: str, what: str) -> bytes:
     return raw
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class VerifierKey:
     """A named Ed25519 public key that signed notes are checked against."""
 
@@ -97,6 +97,16 @@ class VerifierKey:
     def __post_init__(self) -> None:
         if not is_valid_key_name(self.name):
             raise NoteError(f"invalid key name {self.name!r}: empty, or has a space or '+'")
+
+    def __eq__(self, other: object) -> bool:
+        """Keys are equal when name and public key bytes are."""
+        if not isinstance(other, VerifierKey):
+            return NotImplemented
+        return self.text() == other.text()
+
+    def __hash__(self) -> int:
+        """Hash of the verifier key string, consistent with ``==``."""
+        return hash(self.text())
 
     @property
     def key_id(self) -> bytes:

@@ -270,7 +270,7 @@ EMPTY_TREE_HASH = h("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b785
 
 
 def test_leaf_hashes_match_node_hashes_level_0() -> None:
-    assert LEAF_HASHES == NODE_HASHES[0]
+    assert NODE_HASHES[0] == LEAF_HASHES
     assert [hash_leaf(d) for d in LEAF_INPUTS] == NODE_HASHES[0]
 
 
