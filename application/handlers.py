@@ -29,6 +29,9 @@ from sferum_audit.domain.regulation import (
 )
 from sferum_audit.domain.school import School
 
+# Who creates their own profile (2.7, 2.8); staff profiles come from an administrator.
+SELF_REGISTERED_ROLES = frozenset({"student", "parent"})
+
 Handler = Callable[[UnitOfWork, Any, CommandContext], None]
 HANDLERS: dict[str, Handler] = {}
 C = TypeVar("C", bound=c.CommandBase)
@@ -218,7 +221,7 @@ def record_departure(uow: UnitOfWork, cmd: c.RecordDeparture, ctx: CommandContex
         profile.mark_left_school(ctx)
     for chat in chats:
         if cmd.person_id in chat.members:
-            chat.remove_member(ctx, cmd.person_id, f"left the school: {cmd.reason}")
+            chat.remove_member(ctx, cmd.person_id, "left the school")
 
 
 # -- profiles and account links -----------------------------------------------------------------
@@ -228,12 +231,16 @@ def record_departure(uow: UnitOfWork, cmd: c.RecordDeparture, ctx: CommandContex
 def register_profile(uow: UnitOfWork, cmd: c.RegisterProfile, ctx: CommandContext) -> None:
     school = school_of(uow, cmd)
     uow.check_absent(Profile, Profile.create_id(cmd.profile_id), "profile", cmd.profile_id)
-    self_registration = cmd.actor.id == cmd.profile_id and cmd.actor.role == cmd.role
+    self_registration = (
+        cmd.actor.id == cmd.profile_id
+        and cmd.actor.role == cmd.role
+        and cmd.role in SELF_REGISTERED_ROLES
+    )
     by_administrator = cmd.actor.role == "administrator" and school.is_administrator(cmd.actor.id)
     if not (self_registration or by_administrator):
         raise ActorNotPermitted(
-            "a profile is registered by its holder in their own role (2.7, 2.8) "
-            "or by a platform administrator (2.3)"
+            "students and parents register their own profiles (2.7, 2.8); teachers' and "
+            "security officers' profiles are registered by a platform administrator (2.3)"
         )
     uow.add(
         Profile.register(

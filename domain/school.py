@@ -147,6 +147,16 @@ class School(AuditedAggregate):
                 f"{person_id} is not a platform administrator of school {self.school_id} (2.3)"
             )
 
+    def check_acting_administrator(self, ctx: CommandContext) -> None:
+        """The actor is an administrator and sends this command as one, so the act is
+        recorded under 2.3 and not as a teacher's."""
+        self.check_administrator(ctx.actor_id)
+        if ctx.actor_role != "administrator":
+            raise NotAdministrator(
+                f"this is a platform administrator's act (2.3); {ctx.actor_id} sent it "
+                f"as {ctx.actor_role}"
+            )
+
     def check_class(self, class_id: str) -> SchoolClass:
         try:
             return self.state.classes[class_id]
@@ -173,7 +183,7 @@ class School(AuditedAggregate):
     # -- commands --------------------------------------------------------------------------
 
     def appoint_administrator(self, ctx: CommandContext, person_id: str, order_ref: str) -> None:
-        self.check_administrator(ctx.actor_id)
+        self.check_acting_administrator(ctx)
         require_text(order_ref, "order reference", 300)
         if person_id in self.state.administrators:
             raise AlreadyAdministrator(f"{person_id} is already a platform administrator")
@@ -184,7 +194,7 @@ class School(AuditedAggregate):
         self.state.administrators.add(person_id)
 
     def remove_administrator(self, ctx: CommandContext, person_id: str, reason: str) -> None:
-        self.check_administrator(ctx.actor_id)
+        self.check_acting_administrator(ctx)
         require_text(reason, "reason")
         if person_id not in self.state.administrators:
             raise NotAdministrator(f"{person_id} is not a platform administrator")
@@ -198,7 +208,7 @@ class School(AuditedAggregate):
 
     def create_class(self, ctx: CommandContext, class_id: str, name: str) -> None:
         """A class; its class chat and parents' chat are opened with it by the caller."""
-        self.check_administrator(ctx.actor_id)
+        self.check_acting_administrator(ctx)
         require_text(class_id, "class id", 100)
         require_text(name, "class name", 50)
         if class_id in self.state.classes:
@@ -210,7 +220,7 @@ class School(AuditedAggregate):
         self.state.classes[class_id] = SchoolClass(class_id, name)
 
     def assign_class_teacher(self, ctx: CommandContext, class_id: str, teacher_id: str) -> None:
-        self.check_administrator(ctx.actor_id)
+        self.check_acting_administrator(ctx)
         self.check_class(class_id)
         self._class_teacher_assigned(ctx, class_id, teacher_id)
 
@@ -219,7 +229,7 @@ class School(AuditedAggregate):
         self.state.classes[class_id].class_teacher_id = teacher_id
 
     def release_class_teacher(self, ctx: CommandContext, class_id: str) -> None:
-        self.check_administrator(ctx.actor_id)
+        self.check_acting_administrator(ctx)
         if self.check_class(class_id).class_teacher_id is None:
             raise ClassTeacherNotAssigned(f"class {class_id!r} has no class teacher")
         self._class_teacher_released(ctx, class_id)
@@ -240,7 +250,7 @@ class School(AuditedAggregate):
         self, ctx: CommandContext, person_id: str, roster_role: str, class_id: str | None
     ) -> None:
         """Movement (2.3): a student enrolled into a class, or a member of staff taken on."""
-        self.check_administrator(ctx.actor_id)
+        self.check_acting_administrator(ctx)
         require_one_of(roster_role, ROSTER_ROLES, "roster role")
         if person_id in self.state.roster:
             raise AlreadyOnRoster(f"{person_id} is already on the school's roster")
@@ -260,7 +270,7 @@ class School(AuditedAggregate):
 
     def transfer_student(self, ctx: CommandContext, person_id: str, to_class_id: str) -> str:
         """Movement (2.3): moves a student to another class; returns the class they left."""
-        self.check_administrator(ctx.actor_id)
+        self.check_acting_administrator(ctx)
         entry = self.check_on_roster(person_id)
         self.check_class(to_class_id)
         if entry.role != "student" or entry.class_id is None:
@@ -279,7 +289,7 @@ class School(AuditedAggregate):
 
     def record_departure(self, ctx: CommandContext, person_id: str, reason: str) -> None:
         """Movement (2.3): the person left the school; the caller ends their memberships."""
-        self.check_administrator(ctx.actor_id)
+        self.check_acting_administrator(ctx)
         require_text(reason, "reason")
         self.check_on_roster(person_id)
         if self.state.administrators == {person_id}:
