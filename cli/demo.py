@@ -1,0 +1,218 @@
+"""``sferum-audit demo``: loads the sample school and shows what the log now knows about it.
+
+The summary reads the aggregates themselves from the repository (their keys come from the
+sample's commands and the domain's ``create_id`` functions), so it needs no read models.
+Loading is idempotent: a second run records nothing and says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import typer
+from eventsourcing.application import AggregateNotFoundError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from sferum_audit.application.commands import parse_command
+from sferum_audit.application.handlers import all_chat_ids
+from sferum_audit.application.sample_school import sample_school
+from sferum_audit.application.service import AuditLog
+from sferum_audit.application.settings import Settings
+from sferum_audit.cli.records import Tally, audit_log, record_in_batches, rejection_line
+from sferum_audit.domain.access_incident import AccessIncident
+from sferum_audit.domain.base import AuditedAggregate
+from sferum_audit.domain.chat import Chat
+from sferum_audit.domain.invitation import ISSUED, Invitation
+from sferum_audit.domain.profile import Profile
+from sferum_audit.domain.school import School
+
+MODERATION_EVENTS = {
+    "ContentRemoved": "content removed",
+    "ContentBlocked": "content blocked",
+    "MemberBlocked": "member blocked",
+    "MemberUnblocked": "member unblocked",
+    "LiabilityWarned": "warned about liability",
+}
+STALE_AFTER = timedelta(days=3)
+
+
+def demo(
+    ctx: typer.Context,
+    school_id: Annotated[str, typer.Option("--school", help="Id of the sample school.")] = (
+        "sch-58"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of names and incidents.")] = 58,
+) -> None:
+    """Loads a sample school (a week of chats, moderation and incidents) and summarises it."""
+    settings = ctx.find_object(Settings) or Settings()
+    commands = sample_school(school_id, seed=seed)
+    app = audit_log(ctx)
+    tally = Tally()
+    numbered = ((n, parse_command(c)) for n, c in enumerate(commands, start=1))
+    for number, result in record_in_batches(app, numbered):
+        tally.add(result)
+        if not result.accepted:
+            typer.echo(f"sample command {rejection_line(number, result)}", err=True)
+    console = Console()
+    console.print(Text(f"Store: {describe_store(settings)}"))
+    if tally.counts["recorded"] == 0 and tally.counts["duplicate"]:
+        console.print(
+            f"already loaded: {tally.counts['duplicate']} duplicates, nothing new recorded"
+        )
+    else:
+        console.print(f"loaded {len(commands)} sample commands: {tally.summary()}")
+    Summary(app, school_id, commands, console).show()
+    if tally.counts["rejected"]:
+        raise typer.Exit(1)
+
+
+def describe_store(settings: Settings) -> str:
+    """Where the events are, without a password."""
+    if settings.database_url:
+        url = urlsplit(settings.database_url)
+        schema = f", schema {settings.database_schema}" if settings.database_schema else ""
+        return f"PostgreSQL {url.hostname}:{url.port or 5432}/{url.path.lstrip('/')}{schema}"
+    return f"SQLite {settings.event_store_path}"
+
+
+class Summary:
+    """Reads the sample school's aggregates and prints them as tables."""
+
+    def __init__(
+        self, app: AuditLog, school_id: str, commands: list[dict[str, Any]], console: Console
+    ) -> None:
+        self.app = app
+        self.school_id = school_id
+        self.commands = commands
+        self.console = console
+        self.names: dict[str, str] = {}
+
+    def of_type(self, command_type: str) -> Iterator[dict[str, Any]]:
+        return (c for c in self.commands if c["type"] == command_type)
+
+    def find(self, aggregate_id: UUID) -> Any:
+        try:
+            return self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def name(self, profile_id: str | None) -> str:
+        """A person's display name, or their id if they have no profile (e.g. the system)."""
+        if profile_id is None:
+            return ""
+        if profile_id not in self.names:
+            profile = self.find(Profile.create_id(profile_id))
+            self.names[profile_id] = profile.display_name if profile else profile_id
+        return self.names[profile_id]
+
+    def show(self) -> None:
+        school: School | None = self.find(School.create_id(self.school_id))
+        if school is None:
+            self.console.print(Text(f"school {self.school_id} is not recorded"))
+            return
+        admins = ", ".join(self.name(a) for a in sorted(school.state.administrators))
+        self.console.print(Text(f"\n{school.name}, {school.order_ref}", style="bold"))
+        self.console.print(Text(f"Platform administrators (2.3): {admins}"))
+        self.table(
+            "Classes and class teachers (2.5)",
+            ("class", "class teacher"),
+            ((c.name, self.name(c.class_teacher_id)) for c in school.state.classes.values()),
+        )
+        chats = [self.find(Chat.create_id(self.school_id, c)) for c in all_chat_ids(school)]
+        self.table(
+            "Chats",
+            ("chat", "kind", "title", "members", "blocked"),
+            (
+                (c.chat_id, c.kind, c.title, str(len(c.members)), str(len(c.blocked)))
+                for c in chats
+                if c is not None
+            ),
+        )
+        self.show_invitations_and_links()
+        self.show_moderation([c for c in chats if c is not None])
+        self.show_incidents()
+
+    def show_invitations_and_links(self) -> None:
+        statuses: Counter[str] = Counter()
+        issued_at = {c["invitation_id"]: c["occurred_at"] for c in self.of_type("issue-invitation")}
+        week_end = datetime.fromisoformat(self.commands[-1]["occurred_at"])
+        for invitation_id, at in issued_at.items():
+            invitation = self.find(Invitation.create_id(self.school_id, invitation_id))
+            if invitation is None:
+                continue
+            statuses[invitation.status] += 1
+            if invitation.status == ISSUED and week_end - datetime.fromisoformat(at) > STALE_AFTER:
+                statuses[f"stale (unused over {STALE_AFTER.days} days)"] += 1
+        rows = ((status, str(count)) for status, count in sorted(statuses.items()))
+        self.table("Invitations by status", ("status", "count"), rows)
+        profiles = [
+            self.find(Profile.create_id(c["profile_id"])) for c in self.of_type("register-profile")
+        ]
+        linked = sum(1 for p in profiles if p is not None and p.elzhur_account_id)
+        self.console.print(f"Account links to ElZhur: {linked} of {len(profiles)} profiles")
+
+    def show_moderation(self, chats: list[Chat]) -> None:
+        actions = []
+        for chat in chats:
+            for event in self.app.repository.event_store.get(chat.id):
+                kind = type(event).__name__
+                if kind in MODERATION_EVENTS and isinstance(event, AuditedAggregate.Event):
+                    actions.append((event.ctx.occurred_at, chat.chat_id, kind, vars(event)))
+        rows = []
+        for at, chat_id, kind, data in sorted(actions, key=lambda a: a[0]):
+            ctx = data["ctx"]
+            whom = data.get("author_id") or data.get("member_id")
+            rows.append(
+                (
+                    at.strftime("%a %d.%m %H:%M"),
+                    self.name(ctx.actor_id),
+                    data["authority"],
+                    data.get("ground") or "",
+                    MODERATION_EVENTS[kind],
+                    chat_id,
+                    self.name(whom),
+                    data["reason"],
+                )
+            )
+        columns = ("when", "who", "authority", "ground", "action", "chat", "whom", "reason")
+        self.table("Moderation actions of the week", columns, rows)
+
+    def show_incidents(self) -> None:
+        rows = []
+        for command in self.of_type("report-unauthorised-access"):
+            incident = self.find(AccessIncident.create_id(self.school_id, command["incident_id"]))
+            if incident is None:
+                continue
+            rows.append(
+                (
+                    incident.incident_id,
+                    incident.state,
+                    self.name(incident.reporter_id),
+                    self.name(incident.affected_profile_id),
+                    ", ".join(sorted(incident.told)),
+                    ", ".join(incident.containment_steps),
+                )
+            )
+        columns = ("incident", "state", "reported by", "account of", "told", "containment")
+        self.table("Unauthorised-access reports (4.2.2)", columns, rows)
+
+    def table(self, title: str, columns: Iterable[str], rows: Iterable[Iterable[str]]) -> None:
+        self.console.print(Text(f"\n{title}", style="bold"))  # not a table title: never wrapped
+        table = Table()
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))  # Text: data is never markup
+        self.console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``demo``."""
+    app.command("demo")(demo)

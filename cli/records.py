@@ -1,0 +1,593 @@
+"""Writing to the log and reading it raw: ``record``, ``schema``, ``moderate``,
+``report-access`` and ``events``.
+
+``record`` takes JSON Lines (the schema of ``parse_command``) from a file or stdin; the
+friendly commands build the same commands from flags, for people. ``events`` streams the
+log in global order, page by page, so it works on stores of any size.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+from uuid import UUID, uuid4
+
+import structlog
+import typer
+from eventsourcing.persistence import StoredEvent
+
+from sferum_audit.application.bootstrap import build_audit_log
+from sferum_audit.application.commands import Command, CommandRejected, parse_command
+from sferum_audit.application.commands import command_json_schema as command_schema
+from sferum_audit.application.logging_setup import bound_command
+from sferum_audit.application.service import AuditLog, CommandResult, event_type_of
+from sferum_audit.application.settings import Settings
+from sferum_audit.application.store import locate_events
+from sferum_audit.cli.output import OutputFormat, emit
+from sferum_audit.domain.regulation import GROUNDS, ROLE_OF_AUTHORITY
+
+BATCH_SIZE = 500
+PAGE_SIZE = 1000
+RECEIPT_TYPE = "CommandReceipt.Recorded"
+EVENT_COLUMNS = (
+    "position",
+    "recorded_at",
+    "occurred_at",
+    "type",
+    "aggregate_id",
+    "version",
+    "actor_id",
+    "actor_role",
+    "command_id",
+    "correlation_id",
+    "data",
+)
+ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "ctx"}
+)
+
+log = structlog.get_logger(__name__)
+
+
+def audit_log(ctx: typer.Context) -> AuditLog:
+    """The audit log on the store the global options chose; closed when the command ends."""
+    settings = ctx.find_object(Settings) or Settings()
+    app = build_audit_log(settings)
+    ctx.call_on_close(app.close)
+    return app
+
+
+# -- recording many commands ------------------------------------------------------------------
+
+
+def refused(command_id: str, error: CommandRejected) -> CommandResult:
+    """The result of input that never became a command (bad JSON, schema error)."""
+    return CommandResult(command_id, "rejected", (), error.code, error.message)
+
+
+def parse_line(raw: bytes) -> Command | CommandResult:
+    """A command from one JSON line, or the refusal that names what is wrong with it."""
+    raw = raw.strip()
+    try:
+        return parse_command(raw)
+    except CommandRejected as error:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        command_id = data.get("command_id") if isinstance(data, dict) else None
+        return refused(command_id if isinstance(command_id, str) else "", error)
+
+
+def read_commands(stream: BinaryIO) -> Iterator[tuple[int, Command | CommandResult]]:
+    """(line number, command or refusal) for every non-blank line of a JSON Lines stream."""
+    for number, raw in enumerate(stream, start=1):
+        if raw.strip():
+            yield number, parse_line(raw)
+
+
+def record_in_batches(
+    app: AuditLog, items: Iterable[tuple[int, Command | CommandResult]], size: int | None = None
+) -> Iterator[tuple[int, CommandResult]]:
+    """Records the commands ``size`` at a time (one transaction each) and yields every
+    item's result in input order; each command is still accepted or refused on its own."""
+    items = iter(items)
+    while chunk := list(islice(items, size or BATCH_SIZE)):
+        commands = [item for _, item in chunk if not isinstance(item, CommandResult)]
+        results = iter(app.handle_batch(commands) if commands else ())
+        for number, item in chunk:
+            if isinstance(item, CommandResult):
+                yield number, item
+                continue
+            result = next(results)
+            with bound_command(item.command_id, item.correlation_id):
+                log.debug("command handled", line=number, status=result.status)
+            yield number, result
+
+
+class Tally:
+    """How many commands were recorded, repeated (duplicates) and rejected."""
+
+    def __init__(self) -> None:
+        self.counts = {"recorded": 0, "duplicate": 0, "rejected": 0}
+        self.events = 0
+
+    def add(self, result: CommandResult) -> None:
+        self.counts[result.status] += 1
+        if result.status == "recorded":
+            self.events += len(result.events)
+
+    def summary(self) -> str:
+        c = self.counts
+        return (
+            f"recorded {c['recorded']} ({self.events} events), "
+            f"duplicates {c['duplicate']}, rejected {c['rejected']}"
+        )
+
+
+def rejection_line(number: int, result: CommandResult) -> str:
+    """How a rejected line is reported: its number, the error code, the reason."""
+    return f"line {number}: {result.error_code}: {result.error_message}"
+
+
+class RecordFormat(StrEnum):
+    """``text`` for people (rejections on stderr, a summary); ``json`` for scripts."""
+
+    text = "text"
+    json = "json"
+
+
+def record(
+    ctx: typer.Context,
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines file of commands, one per line; '-' for stdin.")
+    ],
+    fmt: Annotated[
+        RecordFormat,
+        typer.Option("--format", help="text: rejections and a summary; json: a result per line."),
+    ] = RecordFormat.text,
+) -> None:
+    """Records commands from JSON Lines; exits 1 if any line was rejected.
+
+    Each line is accepted or refused on its own; rejections name the line number, the
+    error code and the reason. Recording the same file again records nothing new.
+    """
+    tally = Tally()
+    with _open_input(file) as stream:
+        app = audit_log(ctx)
+        for number, result in record_in_batches(app, read_commands(stream)):
+            tally.add(result)
+            if fmt is RecordFormat.json:
+                typer.echo(json.dumps({"line": number, **result.as_dict()}, ensure_ascii=False))
+            elif not result.accepted:
+                typer.echo(rejection_line(number, result), err=True)
+    typer.echo(tally.summary(), err=fmt is RecordFormat.json)
+    if tally.counts["rejected"]:
+        raise typer.Exit(1)
+
+
+def _open_input(file: str) -> AbstractContextManager[BinaryIO]:
+    """The named file, or stdin (left open) for ``-``."""
+    if file == "-":
+        return nullcontext(sys.stdin.buffer)
+    return Path(file).open("rb")
+
+
+def schema() -> None:
+    """Prints the JSON Schema of the commands that record accepts, one per type."""
+    typer.echo(json.dumps(command_schema(), ensure_ascii=False, indent=2))
+
+
+# -- friendly commands ---------------------------------------------------------------------------
+
+
+def moment(value: str | None, flag: str) -> str:
+    """An ISO 8601 time with a timezone, as the command schema wants it; now if not given."""
+    if value is None:
+        return datetime.now(UTC).isoformat()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time such as 2024-12-02T10:15+02:00", param_hint=flag
+        ) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(
+            f"{value!r} has no timezone; add one, e.g. {value}+02:00 or {value}Z",
+            param_hint=flag,
+        )
+    return parsed.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What every friendly command gives besides its own fields: school, actor (id, role),
+    and the optional command id, time and correlation id."""
+
+    school: str
+    actor: tuple[str, str]
+    command_id: str | None
+    at: str | None
+    correlation_id: str | None
+
+
+def submit(
+    ctx: typer.Context, command_type: str, envelope: Envelope, fields: dict[str, Any]
+) -> None:
+    """Records one command built from flags; prints what was recorded or the refusal, and
+    exits 1 on a refusal."""
+    data = {
+        "type": command_type,
+        "command_id": envelope.command_id or str(uuid4()),
+        "correlation_id": envelope.correlation_id,
+        "school_id": envelope.school,
+        "actor": {"id": envelope.actor[0], "role": envelope.actor[1]},
+        "occurred_at": moment(envelope.at, "--at"),
+        **fields,
+    }
+    try:
+        command = parse_command({k: v for k, v in data.items() if v is not None})
+    except CommandRejected as error:
+        result = refused(data["command_id"], error)
+    else:
+        with bound_command(command.command_id, command.correlation_id):
+            result = audit_log(ctx).handle(command)
+    print_result(command_type, result)
+    if not result.accepted:
+        raise typer.Exit(1)
+
+
+def print_result(command_type: str, result: CommandResult) -> None:
+    """What a command recorded (event, position) or why it was refused, for a person."""
+    if not result.accepted:
+        typer.echo(f"refused: {result.error_code}: {result.error_message}", err=True)
+        return
+    said = "recorded" if result.status == "recorded" else "already recorded (same command id)"
+    typer.echo(f"{said}: {command_type}, command {result.command_id}")
+    for event in result.events:
+        typer.echo(
+            f"  position {event.position}: {event.type} "
+            f"(aggregate {event.aggregate_id}, version {event.version})"
+        )
+
+
+GROUND_HELP = "Ground: " + ", ".join(sorted(GROUNDS)) + " (REGULATION.md)."
+School = Annotated[str, typer.Option("--school", help="School id.")]
+Chat = Annotated[str, typer.Option("--chat", help="Chat id, e.g. class-5a.")]
+Moderator = Annotated[str, typer.Option("--moderator", help="Profile id of the moderator.")]
+ActingAs = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Role the actor acts in; default: the role of the authority "
+        "(2.3 administrator, 2.4 teacher, 2.5 class-teacher).",
+        show_default=False,
+    ),
+]
+Authority = Annotated[str, typer.Option("--authority", help="Authority: 2.3, 2.4 or 2.5.")]
+Ground = Annotated[str, typer.Option("--ground", help=GROUND_HELP)]
+Reason = Annotated[str, typer.Option("--reason", help="Why, in words (at most 1000 chars).")]
+Member = Annotated[str, typer.Option("--member", help="Profile id of the member.")]
+CommandId = Annotated[
+    str | None,
+    typer.Option("--command-id", help="Idempotency key; default: a new UUID.", show_default=False),
+]
+At = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="When it happened (ISO 8601 with timezone); default: now.",
+        show_default=False,
+    ),
+]
+Correlation = Annotated[
+    str | None,
+    typer.Option("--correlation-id", help="Ties related commands together.", show_default=False),
+]
+
+moderate_app = typer.Typer(
+    help="Moderation actions (2.3-2.5) on grounds of 4.2, 'law', 'third-party-rights'."
+)
+
+
+def envelope_of(
+    school: str,
+    moderator: str,
+    as_role: str | None,
+    authority: str,
+    extras: tuple[str | None, str | None, str | None],
+) -> Envelope:
+    """A moderator's envelope; the role defaults to the one the authority is exercised in."""
+    role = as_role or ROLE_OF_AUTHORITY.get(authority, "teacher")
+    return Envelope(school, (moderator, role), *extras)
+
+
+def _content_action(command_type: str) -> Callable[..., None]:
+    def action(
+        ctx: typer.Context,
+        school: School,
+        chat: Chat,
+        moderator: Moderator,
+        authority: Authority,
+        ground: Ground,
+        message: Annotated[str, typer.Option("--message", help="Id of the message.")],
+        author: Annotated[str, typer.Option("--author", help="Profile id of its author.")],
+        reason: Reason,
+        excerpt: Annotated[
+            str | None,
+            typer.Option("--excerpt", help="The offending text, as evidence.", show_default=False),
+        ] = None,
+        as_role: ActingAs = None,
+        command_id: CommandId = None,
+        at: At = None,
+        correlation_id: Correlation = None,
+    ) -> None:
+        extras = (command_id, at, correlation_id)
+        envelope = envelope_of(school, moderator, as_role, authority, extras)
+        fields: dict[str, Any] = {"chat_id": chat, "authority": authority, "ground": ground}
+        fields |= {"message_id": message, "author_id": author, "reason": reason, "excerpt": excerpt}
+        submit(ctx, command_type, envelope, fields)
+
+    return action
+
+
+moderate_app.command(
+    "remove-content", help="Removes a message from a chat under the moderator's control."
+)(_content_action("remove-content"))
+moderate_app.command(
+    "block-content", help="Blocks a message (hidden, kept as evidence) in a chat."
+)(_content_action("block-content"))
+
+
+@moderate_app.command("block-member")
+def block_member(
+    ctx: typer.Context,
+    school: School,
+    chat: Chat,
+    moderator: Moderator,
+    authority: Authority,
+    ground: Ground,
+    member: Member,
+    reason: Reason,
+    as_role: ActingAs = None,
+    command_id: CommandId = None,
+    at: At = None,
+    correlation_id: Correlation = None,
+) -> None:
+    """Blocks a member: they leave the chat and cannot rejoin until unblocked."""
+    envelope = envelope_of(school, moderator, as_role, authority, (command_id, at, correlation_id))
+    fields = {"chat_id": chat, "authority": authority, "ground": ground, "reason": reason}
+    submit(ctx, "block-member", envelope, fields | {"member_id": member})
+
+
+@moderate_app.command("unblock-member")
+def unblock_member(
+    ctx: typer.Context,
+    school: School,
+    chat: Chat,
+    moderator: Moderator,
+    authority: Authority,
+    member: Member,
+    reason: Reason,
+    as_role: ActingAs = None,
+    command_id: CommandId = None,
+    at: At = None,
+    correlation_id: Correlation = None,
+) -> None:
+    """Lifts a block, so the member may rejoin the chat."""
+    envelope = envelope_of(school, moderator, as_role, authority, (command_id, at, correlation_id))
+    fields = {"chat_id": chat, "authority": authority, "member_id": member, "reason": reason}
+    submit(ctx, "unblock-member", envelope, fields)
+
+
+@moderate_app.command("warn")
+def warn(
+    ctx: typer.Context,
+    school: School,
+    chat: Chat,
+    moderator: Moderator,
+    ground: Ground,
+    member: Member,
+    reason: Reason,
+    authority: Annotated[
+        str, typer.Option("--authority", help="Warnings are the class teacher's power (2.5).")
+    ] = "2.5",
+    as_role: ActingAs = None,
+    command_id: CommandId = None,
+    at: At = None,
+    correlation_id: Correlation = None,
+) -> None:
+    """The class teacher warns a member about liability for breaking the rules (2.5)."""
+    envelope = envelope_of(school, moderator, as_role, authority, (command_id, at, correlation_id))
+    fields = {"chat_id": chat, "authority": authority, "ground": ground, "reason": reason}
+    submit(ctx, "warn-about-liability", envelope, fields | {"member_id": member})
+
+
+def report_access(
+    ctx: typer.Context,
+    school: School,
+    reporter: Annotated[str, typer.Option("--reporter", help="Profile id of who reports.")],
+    noticed_at: Annotated[
+        str, typer.Option("--noticed-at", help="When the access was noticed (ISO 8601).")
+    ],
+    how: Annotated[str, typer.Option("--how", help="How it was noticed.")],
+    description: Annotated[str, typer.Option("--description", help="What happened.")],
+    affected: Annotated[
+        str | None,
+        typer.Option("--affected", help="Affected profile; default: the reporter's own."),
+    ] = None,
+    as_role: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="student or parent; default: student for one's own account, else parent.",
+            show_default=False,
+        ),
+    ] = None,
+    incident: Annotated[
+        str | None,
+        typer.Option("--incident", help="Incident id; default: a new one.", show_default=False),
+    ] = None,
+    elzhur_account: Annotated[
+        str | None,
+        typer.Option("--elzhur-account", help="The ElZhur account concerned.", show_default=False),
+    ] = None,
+    told_admin_at: Annotated[
+        str | None,
+        typer.Option("--told-admin-at", help="When the school's administrator was told."),
+    ] = None,
+    told_operator_at: Annotated[
+        str | None,
+        typer.Option("--told-operator-at", help="When the operator (info@sferum.ru) was told."),
+    ] = None,
+    command_id: CommandId = None,
+    at: At = None,
+    correlation_id: Correlation = None,
+) -> None:
+    """Reports unauthorised access to an account (4.2.2), by its holder or a parent."""
+    affected = affected or reporter
+    told = {
+        "school-administrator": told_admin_at and moment(told_admin_at, "--told-admin-at"),
+        "platform-operator": told_operator_at and moment(told_operator_at, "--told-operator-at"),
+    }
+    incident_id = incident or f"inc-{uuid4().hex[:12]}"
+    role = as_role or ("student" if affected == reporter else "parent")
+    envelope = Envelope(school, (reporter, role), command_id, at, correlation_id)
+    fields = {
+        "incident_id": incident_id,
+        "affected_profile_id": affected,
+        "elzhur_account_id": elzhur_account,
+        "noticed_at": moment(noticed_at, "--noticed-at"),
+        "how_noticed": how,
+        "description": description,
+        "told": {party: when for party, when in told.items() if when},
+    }
+    submit(ctx, "report-unauthorised-access", envelope, fields)
+    typer.echo(f"incident id: {incident_id}")
+
+
+# -- the raw log ---------------------------------------------------------------------------------
+
+
+def type_matches(event_type: str, topic: str, wanted: Sequence[str]) -> bool:
+    """``--type`` names the type (``Chat.ContentRemoved``), a suffix of it at a dot
+    (``ContentRemoved``), or the whole topic."""
+    return any(
+        event_type == name or event_type.endswith("." + name) or topic == name for name in wanted
+    )
+
+
+def log_in_order(app: AuditLog, start: int) -> Iterator[tuple[int, StoredEvent]]:
+    """(position, stored event) of the whole log from ``start``, read in pages."""
+    while page := app.recorder.select_notifications(start, PAGE_SIZE):
+        for notification in page:
+            yield notification.id, notification
+        if len(page) < PAGE_SIZE:
+            return
+        start = page[-1].id + 1
+
+
+def aggregate_in_order(app: AuditLog, aggregate_id: UUID) -> Iterator[tuple[int, StoredEvent]]:
+    """(position, stored event) of one aggregate, read in pages without scanning the log."""
+    after: int | None = None
+    while page := app.recorder.select_events(aggregate_id, gt=after, limit=PAGE_SIZE):
+        refs = [(aggregate_id, stored.originator_version) for stored in page]
+        located = locate_events(app.recorder, refs)
+        for stored in page:
+            yield located[(aggregate_id, stored.originator_version)][0], stored
+        if len(page) < PAGE_SIZE:
+            return
+        after = page[-1].originator_version
+
+
+def event_row(app: AuditLog, position: int, stored: StoredEvent) -> dict[str, Any]:
+    """One row of ``events``: the envelope every event has, and its own fields as ``data``."""
+    event = app.mapper.to_domain_event(stored)
+    context = getattr(event, "ctx", None)
+    return {
+        "position": position,
+        "recorded_at": getattr(event, "timestamp", None),
+        "occurred_at": context.occurred_at if context else None,
+        "type": event_type_of(stored.topic),
+        "aggregate_id": event.originator_id,
+        "version": event.originator_version,
+        "actor_id": context.actor_id if context else None,
+        "actor_role": context.actor_role if context else None,
+        "command_id": context.command_id if context else None,
+        "correlation_id": context.correlation_id if context else None,
+        "data": {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS},
+    }
+
+
+def select_rows(
+    app: AuditLog,
+    aggregate: UUID | None,
+    types: Sequence[str],
+    start: int,
+    limit: int | None,
+    include_receipts: bool,
+) -> Iterator[dict[str, Any]]:
+    """The rows ``events`` shows, decoded only once they pass the filters."""
+    source = aggregate_in_order(app, aggregate) if aggregate else log_in_order(app, start)
+    shown = 0
+    for position, stored in source:
+        event_type = event_type_of(stored.topic)
+        if position < start:
+            continue
+        if types and not type_matches(event_type, stored.topic, types):
+            continue
+        if event_type == RECEIPT_TYPE and not (include_receipts or types):
+            continue
+        yield event_row(app, position, stored)
+        shown += 1
+        if shown == limit:
+            return
+
+
+def events(
+    ctx: typer.Context,
+    aggregate: Annotated[
+        UUID | None,
+        typer.Option("--aggregate", help="Only this aggregate's events.", show_default=False),
+    ] = None,
+    types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type", help="Only events of this type, e.g. Chat.ContentRemoved (repeatable)."
+        ),
+    ] = None,
+    start: Annotated[
+        int, typer.Option("--from", min=1, help="First position to show (inclusive).")
+    ] = 1,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="At most this many events.", show_default=False),
+    ] = None,
+    include_receipts: Annotated[
+        bool, typer.Option("--include-receipts", help="Also show command receipts.")
+    ] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """The raw log in global order: who did what, when, by which command."""
+    app = audit_log(ctx)
+    rows = select_rows(app, aggregate, types or [], start, limit, include_receipts)
+    emit(rows, fmt, EVENT_COLUMNS, title="Events")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``record``, ``schema``, ``moderate``, ``report-access`` and ``events``."""
+    app.command("record")(record)
+    app.command("schema")(schema)
+    app.add_typer(moderate_app, name="moderate")
+    app.command("report-access")(report_access)
+    app.command("events")(events)

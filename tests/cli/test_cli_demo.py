@@ -1,0 +1,82 @@
+"""``sferum-audit demo``: loads the sample school once and summarises it from the aggregates."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from cli_helpers import Cli, max_position
+from rich.console import Console
+
+from sferum_audit.application.service import AuditLog
+from sferum_audit.application.settings import Settings
+from sferum_audit.cli.demo import Summary, describe_store
+
+
+def test_demo_loads_the_sample_school_and_summarises_it(
+    cli: Cli, audit_log: AuditLog, unique: str
+) -> None:
+    school = f"demo-{unique}"
+
+    result = cli("demo", "--school", school)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "loaded 251 sample commands: recorded 251" in out
+    assert "rejected 0" in out
+    assert f"МАОУ СОШ № 58 г. Калининграда ({school})" in out
+    for heading in ("Classes and class teachers", "Chats", "Invitations by status",
+                    "Moderation actions of the week", "Unauthorised-access reports"):  # fmt: skip
+        assert heading in out
+    for text in ("5А", "9В", "olympiad-physics", "excursion-7b", "third-party-rights", "law"):
+        assert text in out
+    assert "Account links to ElZhur: 36 of 41 profiles" in out
+    for status, count in (("annulled", 2), ("expired", 1), ("issued", 2), ("redeemed", 31)):
+        assert re.search(rf"│ {status}\s+│ {count}\s+│", out), status
+    assert re.search(r"│ stale \(unused over 3 days\)\s+│ 2\s+│", out)
+    assert re.search(rf"{school}-inc-1\s+│ resolved ", out)
+    assert re.search(rf"{school}-inc-2\s+│ acknowledged ", out)
+    assert max_position(audit_log) > 251
+
+
+def test_demo_twice_records_nothing_new_and_says_so(cli: Cli, audit_log: AuditLog) -> None:
+    first = cli("demo")
+    after_first = max_position(audit_log)
+
+    second = cli("demo")
+
+    assert first.exit_code == second.exit_code == 0, second.output
+    assert "already loaded" not in first.stdout
+    assert "already loaded: 251 duplicates, nothing new recorded" in second.stdout
+    assert max_position(audit_log) == after_first
+    summary = second.stdout.split("nothing new recorded", 1)[1]
+    assert summary == first.stdout.split("rejected 0", 1)[1]
+
+
+def test_demo_shows_where_the_store_is_without_a_password(sqlite_cli: Cli) -> None:
+    result = sqlite_cli("demo", "--school", "sch-store")
+
+    assert f"Store: SQLite {sqlite_cli.settings.event_store_path}" in result.stdout
+
+
+def test_a_postgresql_store_is_named_without_its_password() -> None:
+    url = "postgresql://auditor:secret-password@db.example:5433/audit"
+
+    described = describe_store(Settings(database_url=url, database_schema="school58"))
+
+    assert described == "PostgreSQL db.example:5433/audit, schema school58"
+
+
+def test_names_and_reasons_are_printed_verbatim_never_as_markup(
+    sqlite_audit_log: AuditLog,
+) -> None:
+    out = io.StringIO()
+    summary = Summary(sqlite_audit_log, "sch-none", [], Console(file=out, width=120))
+
+    summary.table("People", ("name", "reason"), [("[erased]", "[bold]shouting[/bold]")])
+    summary.show()
+
+    text = out.getvalue()
+    assert "[erased]" in text
+    assert "[bold]shouting[/bold]" in text
+    assert "school sch-none is not recorded" in text
