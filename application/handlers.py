@@ -251,7 +251,7 @@ def register_profile(uow: UnitOfWork, cmd: c.RegisterProfile, ctx: CommandContex
 
 @handles("link-account")
 def link_account(uow: UnitOfWork, cmd: c.LinkAccount, ctx: CommandContext) -> None:
-    school = school_of(uow, cmd)
+    school, _, _ = verified_actor(uow, cmd)
     profile = profile_in(uow, school, cmd.profile_id)
     account = uow.find(ElzhurAccount, ElzhurAccount.create_id(cmd.elzhur_account_id))
     if account is not None:
@@ -270,7 +270,7 @@ def link_account(uow: UnitOfWork, cmd: c.LinkAccount, ctx: CommandContext) -> No
 
 @handles("unlink-account")
 def unlink_account(uow: UnitOfWork, cmd: c.UnlinkAccount, ctx: CommandContext) -> None:
-    school = school_of(uow, cmd)
+    school, _, _ = verified_actor(uow, cmd)
     profile = profile_in(uow, school, cmd.profile_id)
     is_admin = cmd.actor.role == "administrator" and school.is_administrator(cmd.actor.id)
     profile.check_holder_or_administrator(ctx, is_admin)
@@ -388,7 +388,7 @@ def issue_invitation(uow: UnitOfWork, cmd: c.IssueInvitation, ctx: CommandContex
 
 @handles("redeem-invitation")
 def redeem_invitation(uow: UnitOfWork, cmd: c.RedeemInvitation, ctx: CommandContext) -> None:
-    school = school_of(uow, cmd)
+    school, _, _ = verified_actor(uow, cmd)
     invitation = invitation_of(uow, cmd, cmd.invitation_id)
     profile = profile_in(uow, school, cmd.actor.id)
     if profile.left_school:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -53,6 +54,17 @@ class PersonalDataMapper(Mapper[UUID]):
                 if isinstance(value, dict) and "sealed" in value:
                     state[name] = self._open(value)
         return domain_event
+
+    def prepare(self, domain_events: Iterable[DomainEventProtocol[UUID]]) -> None:
+        """Creates, in one transaction, the keys of every subject these events name."""
+        subjects = set()
+        for domain_event in domain_events:
+            spec = PERSONAL_FIELDS.get(type(domain_event).__qualname__)
+            if spec is not None:
+                state = vars(domain_event)
+                if any(state.get(name) is not None for name in spec.fields):
+                    subjects.add(str(state[spec.subject_field]))
+        self._keys.ensure_keys(subjects)
 
     # -- sealing ------------------------------------------------------------------------------
 

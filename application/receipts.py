@@ -7,12 +7,26 @@ conflict on the receipt's version and the loser is retried, then finds it.
 
 from __future__ import annotations
 
+import hashlib
 from uuid import UUID
 
 from eventsourcing.domain import event
 
+from sferum_audit.application.commands import CommandBase
 from sferum_audit.domain.base import AuditedAggregate, stable_id
 from sferum_audit.domain.context import CommandContext
+from sferum_audit.domain.errors import DomainError
+
+
+class CommandIdReused(DomainError):
+    """A command id already recorded a different command: the sender reused an id."""
+
+    code = "command-id-reused"
+
+
+def fingerprint_of(command: CommandBase) -> str:
+    """A digest of the whole command, to tell a true repeat from a reused id."""
+    return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
 
 class CommandReceipt(AuditedAggregate):
@@ -24,8 +38,22 @@ class CommandReceipt(AuditedAggregate):
 
     @event("Recorded")
     def __init__(
-        self, ctx: CommandContext, command_id: str, command_type: str, events: list[list[str]]
+        self,
+        ctx: CommandContext,
+        command_id: str,
+        command_type: str,
+        fingerprint: str,
+        events: list[list[str]],
     ) -> None:
         self.command_id = command_id
         self.command_type = command_type
+        self.fingerprint = fingerprint
         self.events = [(UUID(aggregate_id), int(version)) for aggregate_id, version in events]
+
+    def check_same_command(self, command: CommandBase) -> None:
+        """Refuses a different command sent under this receipt's id."""
+        if fingerprint_of(command) != self.fingerprint:
+            raise CommandIdReused(
+                f"command id {self.command_id} already recorded a different "
+                f"{self.command_type} command; use a new id for a new command"
+            )

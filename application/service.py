@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 from sferum_audit.application.commands import Command
 from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.personal_data_mapper import PersonalDataMapper
-from sferum_audit.application.receipts import CommandReceipt
+from sferum_audit.application.receipts import CommandIdReused, CommandReceipt, fingerprint_of
 from sferum_audit.application.store import APPLICATION_NAME, CommandContextAsDict, locate_events
 from sferum_audit.application.subject_keys import SubjectKeys
 from sferum_audit.application.unit_of_work import UnitOfWork
@@ -108,7 +108,8 @@ class AuditLog(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         """Personal fields are sealed with their subject's key (see personal_data_mapper)."""
-        return PersonalDataMapper(self.construct_transcoder(), self.subject_keys)
+        self.personal_data = PersonalDataMapper(self.construct_transcoder(), self.subject_keys)
+        return self.personal_data
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -129,13 +130,16 @@ class AuditLog(Application[UUID]):
                     ctx=o.command.context(),
                     command_id=o.command.command_id,
                     command_type=o.command.type,
+                    fingerprint=fingerprint_of(o.command),
                     events=[[str(a), str(v)] for a, v in o.refs],
                 )
                 for o in outcomes
                 if o.error is None and o.duplicate_of is None
             ]
+            new_events = in_command_order(uow, outcomes)
+            self.personal_data.prepare(new_events)
             try:
-                recordings = self.save(*in_command_order(uow, outcomes), *receipts)
+                recordings = self.save(*new_events, *receipts)
             except IntegrityError:
                 if attempt == self.conflict_retries:
                     raise
@@ -161,15 +165,27 @@ class AuditLog(Application[UUID]):
             outcomes.append(outcome)
             earlier = seen.get(command.command_id)
             if earlier is not None:
-                outcome.duplicate_of = earlier.refs if earlier.error is None else None
-                outcome.error = earlier.error
-                if earlier.error is None and earlier.duplicate_of is not None:
-                    outcome.duplicate_of = earlier.duplicate_of
+                if fingerprint_of(earlier.command) != fingerprint_of(command):
+                    outcome.error = CommandIdReused(
+                        f"command id {command.command_id} was used for a different command "
+                        "earlier in this batch"
+                    )
+                elif earlier.error is not None:
+                    outcome.error = earlier.error
+                else:
+                    outcome.duplicate_of = (
+                        earlier.duplicate_of if earlier.duplicate_of is not None else earlier.refs
+                    )
                 continue
             seen[command.command_id] = outcome
             receipt = uow.find(CommandReceipt, CommandReceipt.create_id(command.command_id))
             if receipt is not None:
-                outcome.duplicate_of = list(receipt.events)
+                try:
+                    receipt.check_same_command(command)
+                except DomainError as error:
+                    outcome.error = error
+                else:
+                    outcome.duplicate_of = list(receipt.events)
                 continue
             uow.begin_command()
             try:

@@ -7,6 +7,7 @@ Production points ``SFERUM_AUDIT_DATABASE_URL`` at PostgreSQL; no code changes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,10 +37,12 @@ class Settings(BaseSettings):
     conflict_retries: int = Field(
         default=5, description="How often a command is retried after a concurrent write."
     )
-    log_format: str = Field(
+    log_format: Literal["auto", "console", "json"] = Field(
         default="auto", description="'console', 'json', or 'auto' (console on a terminal)."
     )
-    log_level: str = Field(default="INFO", description="Lowest level of log lines written.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level of log lines written."
+    )
 
     @property
     def event_store_path(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -46,11 +47,17 @@ def sqlalchemy_url(settings: Settings, sqlite_file: str) -> str:
 
 
 class SubjectKeys:
-    """Creates, reads and destroys data subjects' keys, with a small in-memory cache."""
+    """Creates, reads and destroys data subjects' keys, with an in-memory cache.
+
+    The first read loads every key in one query (a region has some hundred thousand
+    people: a few megabytes); writers create the keys a whole batch needs in one
+    transaction. A key destroyed by another process stays readable here until restart.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        self._cache: dict[str, bytes | None] = {}
+        self._cache: dict[str, bytes | None] = {}  # None: destroyed (the subject is forgotten)
+        self._loaded_all = False
         self._lock = threading.Lock()
         metadata.create_all(engine)
 
@@ -64,44 +71,55 @@ class SubjectKeys:
             }
         return cls(sa.create_engine(url, **options))
 
+    def ensure_keys(self, subject_ids: Iterable[str]) -> None:
+        """Makes sure every subject that is not forgotten has a key, in one transaction."""
+        wanted = {s for s in subject_ids if s not in self._cache}
+        if not wanted:
+            return
+        self._load(wanted)
+        missing = [s for s in wanted if s not in self._cache]
+        if not missing:
+            return
+        now = datetime.now(UTC)
+        dialect_insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
+        statement = dialect_insert(subject_keys).on_conflict_do_nothing(
+            index_elements=["subject_id"]
+        )
+        rows = [{"subject_id": s, "key": os.urandom(KEY_BYTES), "created_at": now} for s in missing]
+        with self._engine.begin() as conn:
+            conn.execute(statement, rows)
+        self._load(set(missing))  # another writer may have won a race: read what is stored
+
     def key_for_writing(self, subject_id: str) -> bytes | None:
         """The subject's key, made on first use; ``None`` if the subject was forgotten."""
-        key = self.key_for_reading(subject_id)
-        if key is not None or self._is_forgotten(subject_id):
-            return key
-        new_key = os.urandom(KEY_BYTES)
-        dialect_insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
-        statement = dialect_insert(subject_keys).values(
-            subject_id=subject_id, key=new_key, created_at=datetime.now(UTC)
-        )
-        with self._engine.begin() as conn:
-            conn.execute(statement.on_conflict_do_nothing(index_elements=["subject_id"]))
-        with self._lock:
-            self._cache.pop(subject_id, None)
-        return self.key_for_reading(subject_id)
+        self.ensure_keys([subject_id])
+        return self._cache.get(subject_id)
 
     def key_for_reading(self, subject_id: str) -> bytes | None:
         """The subject's key, or ``None`` if there is none (never made, or destroyed)."""
-        with self._lock:
-            if subject_id in self._cache:
-                return self._cache[subject_id]
-        with self._engine.connect() as conn:
-            key = conn.execute(
-                sa.select(subject_keys.c.key).where(subject_keys.c.subject_id == subject_id)
-            ).scalar_one_or_none()
-        with self._lock:
-            if key is not None:
-                self._cache[subject_id] = key
-        return key
+        if subject_id in self._cache:
+            return self._cache[subject_id]
+        if not self._loaded_all:
+            self._load(None)
+            self._loaded_all = True
+        if subject_id not in self._cache:
+            self._load({subject_id})  # made by another process since the full load
+        return self._cache.get(subject_id)
 
-    def _is_forgotten(self, subject_id: str) -> bool:
+    def _load(self, subject_ids: set[str] | None) -> None:
+        query = sa.select(subject_keys.c.subject_id, subject_keys.c.key)
         with self._engine.connect() as conn:
-            destroyed = conn.execute(
-                sa.select(subject_keys.c.destroyed_at).where(
-                    subject_keys.c.subject_id == subject_id
-                )
-            ).scalar_one_or_none()
-        return destroyed is not None
+            if subject_ids is None:
+                rows = list(conn.execute(query))
+            else:
+                rows = []
+                ids = sorted(subject_ids)
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    rows += conn.execute(query.where(subject_keys.c.subject_id.in_(chunk)))
+        with self._lock:
+            for subject_id, key in rows:
+                self._cache[subject_id] = key
 
     def destroy(self, subject_id: str) -> bool:
         """Destroys the subject's key for good; ``False`` if it was already gone."""

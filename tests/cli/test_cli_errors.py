@@ -55,7 +55,7 @@ def test_a_bad_setting_in_the_environment_names_its_variable(sqlite_cli: Cli) ->
 def test_an_unknown_log_format_in_the_environment_is_one_line_error(sqlite_cli: Cli) -> None:
     result = sqlite_cli("events", SFERUM_AUDIT_LOG_FORMAT="xml")
 
-    assert_one_line_error(result, "log format", "'xml'", "SFERUM_AUDIT_LOG_FORMAT")
+    assert_one_line_error(result, "SFERUM_AUDIT_LOG_FORMAT", "'auto'", "'json'")
 
 
 def test_a_bug_says_so_in_one_line_with_its_own_exit_code(
