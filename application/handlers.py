@@ -426,24 +426,12 @@ def moderated_chat(uow: UnitOfWork, cmd: c.CommandBase, chat_id: str) -> tuple[C
 
 
 @handles("remove-content")
-def remove_content(uow: UnitOfWork, cmd: c.RemoveContent, ctx: CommandContext) -> None:
-    chat, standing = moderated_chat(uow, cmd, cmd.chat_id)
-    chat.remove_content(
-        ctx,
-        standing,
-        cmd.authority,
-        cmd.ground,
-        cmd.message_id,
-        cmd.author_id,
-        cmd.reason,
-        cmd.excerpt,
-    )
-
-
 @handles("block-content")
-def block_content(uow: UnitOfWork, cmd: c.BlockContent, ctx: CommandContext) -> None:
+def act_on_content(uow: UnitOfWork, cmd: c.ContentAction, ctx: CommandContext) -> None:
+    """Removing and blocking a message follow the same rules; only the event differs."""
     chat, standing = moderated_chat(uow, cmd, cmd.chat_id)
-    chat.block_content(
+    act = chat.remove_content if isinstance(cmd, c.RemoveContent) else chat.block_content
+    act(
         ctx,
         standing,
         cmd.authority,
