@@ -1,0 +1,283 @@
+"""Applies the global log to the views: catch up, follow, and report how far behind.
+
+One page of the log (only the topics some view handles) is decoded once with the
+application's mapper and dispatched by topic to each view's handler; then, in one
+transaction, every view writes its buffered rows and its new position. Events at or
+before a view's position are skipped, so a page delivered twice, or a page cut short by a
+crash, never counts anything twice: a restarted runner resumes from the stored positions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+
+from sferum_audit.application.settings import Settings
+from sferum_audit.domain.erasure import Erasure
+from sferum_audit.projections.database import ViewsDatabase
+from sferum_audit.projections.decoding import FastDecoder
+from sferum_audit.projections.keys import view_mapper
+from sferum_audit.projections.registry import DERIVED_FROM, VIEW_CLASSES, resolve_names
+from sferum_audit.projections.settings import ViewsSettings
+from sferum_audit.projections.tables import TableSet
+from sferum_audit.projections.tracking import ensure_rows, read_positions, write_positions
+from sferum_audit.projections.view import Handler, View, topic
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ViewLag:
+    """How far one view is behind the log's head."""
+
+    view: str
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"view": self.view, "position": self.position, "head": self.head, "lag": self.lag}
+
+
+class ViewRunner:
+    """Brings a set of views (in one table set of one database) up to the log."""
+
+    def __init__(
+        self,
+        app: Application[UUID],
+        db: ViewsDatabase,
+        views: Sequence[str] | None = None,
+        *,
+        tables: TableSet | None = None,
+        page_size: int = 2000,
+        fast_decode: bool = True,
+    ) -> None:
+        self.app = app
+        self.db = db
+        self.names = resolve_names(list(views) if views else None)
+        self.tables = tables or db.live
+        self.page_size = page_size
+        self.views: list[View] = [VIEW_CLASSES[name]() for name in self.names]
+        routes: dict[str, list[tuple[int, Handler]]] = {}
+        for index, view in enumerate(self.views):
+            for name, handler in view.routes().items():
+                routes.setdefault(name, []).append((index, handler))
+        self.routes = routes
+        self.topics = tuple(sorted(routes))
+        self.mapper, self.keys = view_mapper(app)
+        self.decoder = FastDecoder(self.mapper, enabled=fast_decode)
+        self.erasure_topic = topic(Erasure, "Recorded")
+
+    # -- set-up and positions -----------------------------------------------------------------
+
+    def ensure_tables(self, *, with_indexes: bool = True) -> None:
+        """Creates missing tables and tracking rows (new views start at position 0)."""
+        with self.db.writing() as conn:
+            self.tables.create(conn, self.names, with_indexes=with_indexes)
+            ensure_rows(self.db, conn, self.tables, self.names)
+
+    def positions(self) -> dict[str, int]:
+        with self.db.reading() as conn:
+            found = read_positions(self.db, conn, self.tables, self.names)
+        return {name: found.get(name, 0) for name in self.names}
+
+    def head(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def lag(self) -> list[ViewLag]:
+        """Each view's position against the head; derived views report their slowest source."""
+        head = self.head()
+        positions = self.positions()
+        lags = [ViewLag(name, positions[name], head) for name in self.names]
+        for derived, sources in DERIVED_FROM.items():
+            if all(source in positions for source in sources):
+                lags.append(ViewLag(derived, min(positions[s] for s in sources), head))
+        return lags
+
+    # -- applying -----------------------------------------------------------------------------
+
+    def catch_up(self, upto: int | None = None, progress: Progress | None = None) -> int:
+        """Applies the log up to ``upto`` (default: its head now); returns how far the
+        slowest view moved."""
+        stop = self.head() if upto is None else upto
+        start = low = min(self.positions().values(), default=stop)
+        while low < stop:
+            page = self.app.recorder.select_notifications(
+                low + 1, self.page_size, stop=stop, topics=self.topics
+            )
+            covered = page[-1].id if len(page) == self.page_size else stop
+            if self.apply(page, covered_to=covered, fetched_after=low) is None:
+                low = min(self.positions().values(), default=stop)  # moved under us: re-read
+                continue
+            low = covered
+            if progress is not None:
+                progress(low)
+        return max(low - start, 0)
+
+    def apply(
+        self,
+        notifications: Sequence[Notification],
+        covered_to: int | None = None,
+        fetched_after: int | None = None,
+    ) -> int | None:
+        """Applies ``notifications`` (in log order) and moves every view to ``covered_to``
+        (default: the last one), all in one transaction; returns the events applied.
+
+        ``fetched_after``: the position the page was read after. If a view is now behind
+        it (a rebuild was swapped in meanwhile), the page would leave a gap: nothing is
+        written and ``None`` is returned, so the caller reads again from the positions."""
+        if covered_to is None:
+            if not notifications:
+                return 0
+            covered_to = notifications[-1].id
+        decode = self.decoder.decode
+        routes = self.routes
+        if self.keys is not None:
+            self.keys.prefetch(notifications)
+        with self.db.writing() as conn:
+            stored = read_positions(self.db, conn, self.tables, self.names, lock=True)
+            positions = [stored.get(name, 0) for name in self.names]
+            if fetched_after is not None and min(positions) < fetched_after:
+                return None
+            applied = 0
+            try:
+                for view in self.views:
+                    begin = getattr(view, "begin_page", None)
+                    if begin is not None:
+                        begin(self.db, conn, self.tables)
+                for notification in notifications:
+                    handlers = routes.get(notification.topic)
+                    if handlers is None:
+                        continue
+                    position = notification.id
+                    event: Any = None
+                    for index, handler in handlers:
+                        if position <= positions[index]:
+                            continue  # delivered again: this view has it already
+                        if event is None:
+                            event = decode(notification)
+                            applied += 1
+                        handler(event, position)
+                    if event is not None and notification.topic == self.erasure_topic:
+                        self._forget(event.subject_id)
+                moved: dict[str, int] = {}
+                for index, view in enumerate(self.views):
+                    view.flush(self.db, conn, self.tables)
+                    if covered_to > positions[index]:
+                        moved[view.name] = covered_to
+                write_positions(self.db, conn, self.tables, moved)
+            except BaseException:
+                for view in self.views:
+                    view.discard()
+                raise
+        return applied
+
+    def _forget(self, subject_id: str) -> None:
+        if self.keys is not None:
+            self.keys.forget(subject_id)
+
+    # -- following ----------------------------------------------------------------------------
+
+    def follow(self, stop: threading.Event, poll_interval: float = 0.5) -> None:
+        """Applies new events as they are recorded until ``stop`` is set (polls the log)."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                moved = self.catch_up()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("view follower failed; retrying", attempt=failures)
+                stop.wait(min(poll_interval * 2**failures, 30.0))
+                continue
+            if moved == 0:
+                stop.wait(poll_interval)
+
+
+class ViewFollower:
+    """A background thread that keeps the views current while the service runs."""
+
+    def __init__(
+        self,
+        app: Application[UUID],
+        db: ViewsDatabase,
+        views: Sequence[str] | None = None,
+        *,
+        poll_interval: float = 0.5,
+        page_size: int = 2000,
+    ) -> None:
+        self.runner = ViewRunner(app, db, views, page_size=page_size)
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ViewFollower:
+        self.runner.ensure_tables()
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.runner.follow,
+            args=(self._stop, self.poll_interval),
+            name="sferum-audit-views",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def lag(self) -> list[ViewLag]:
+        return self.runner.lag()
+
+    def wait_until_current(self, timeout: float = 10.0) -> bool:
+        """Waits until every view has reached the head seen now; ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        head = self.runner.head()
+        while time.monotonic() < deadline:
+            if all(p >= head for p in self.runner.positions().values()):
+                return True
+            time.sleep(min(self.poll_interval, 0.05))
+        return False
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def start_view_follower(
+    settings: Settings,
+    *,
+    app: Application[UUID] | None = None,
+    views: Sequence[str] | None = None,
+    views_settings: ViewsSettings | None = None,
+) -> ViewFollower:
+    """Starts following the log into the configured views database; call ``stop()`` at
+    shutdown and ``lag()`` for per-view positions (e.g. for metrics)."""
+    from sferum_audit.application.bootstrap import build_audit_log
+
+    options = views_settings or ViewsSettings()
+    db = ViewsDatabase.from_settings(settings, options)
+    follower = ViewFollower(
+        app or build_audit_log(settings),
+        db,
+        views,
+        poll_interval=options.views_poll_interval,
+        page_size=options.views_page_size,
+    )
+    return follower.start()
