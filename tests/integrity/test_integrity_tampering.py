@@ -1,0 +1,156 @@
+"""``verify`` catches every kind of tampering with the stored events and names the first
+bad position, on SQLite and PostgreSQL, in one process and in several."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from conftest import SealedLog
+from integrity_helpers import Dba, head, record_school
+
+from sferum_audit.integrity.verifier import VerifyReport, verify_log
+
+Tamper = Callable[[Dba, int], None]
+
+
+def verify(log: SealedLog, *, parallel: bool = False) -> VerifyReport:
+    return verify_log(
+        log.app.recorder,
+        log.data_dir,
+        workers=2 if parallel else 1,
+        parallel_min=0,
+    )
+
+
+def test_an_untampered_log_verifies(sealed: SealedLog) -> None:
+    report = verify(sealed)
+    assert report.ok, report.lines()
+    assert report.compared == head(sealed.app) == report.latest.size  # type: ignore[union-attr]
+    assert report.summary().startswith("OK: positions 1..")
+    assert verify(sealed, parallel=True).ok
+
+
+def flip_byte(dba: Dba, p: int) -> None:
+    dba.flip_byte(p)
+
+
+def delete(dba: Dba, p: int) -> None:
+    dba.delete(p)
+
+
+def shift_insert(dba: Dba, p: int) -> None:
+    dba.shift_insert(p)
+
+
+def swap(dba: Dba, p: int) -> None:
+    dba.swap(p, p + 7)
+
+
+def bump_version(dba: Dba, p: int) -> None:
+    dba.set_version(p, 99)
+
+
+def null_state(dba: Dba, p: int) -> None:
+    dba.set_state(p, None)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "kind"),
+    [
+        (flip_byte, "changed"),
+        (delete, "missing"),
+        (shift_insert, "changed"),
+        (swap, "changed"),
+        (bump_version, "changed"),
+        (null_state, "malformed"),
+    ],
+)
+@pytest.mark.parametrize("parallel", [False, True], ids=["one-process", "two-processes"])
+def test_tampering_is_caught_at_the_first_bad_position(
+    sealed: SealedLog, tamper: Tamper, kind: str, parallel: bool
+) -> None:
+    position = head(sealed.app) * 2 // 3  # in the second worker's range when parallel
+    tamper(sealed.dba, position)
+    report = verify(sealed, parallel=parallel)
+    assert not report.ok
+    assert report.first_bad_position == position, report.lines()
+    assert report.findings[0].kind == kind, report.lines()
+    assert report.summary().startswith(f"FAILED: first bad position {position}: ")
+
+
+def test_changing_the_first_and_the_last_event_is_caught(sealed: SealedLog) -> None:
+    last = head(sealed.app)
+    sealed.dba.flip_byte(last)
+    assert verify(sealed).first_bad_position == last
+    sealed.dba.flip_byte(last)  # flipped back: the log verifies again
+    assert verify(sealed).ok
+    sealed.dba.flip_byte(1, offset=5)
+    assert verify(sealed, parallel=True).first_bad_position == 1
+
+
+def test_of_two_tamperings_the_first_is_named(sealed: SealedLog) -> None:
+    sealed.dba.flip_byte(50)
+    sealed.dba.delete(20)
+    for parallel in (False, True):
+        report = verify(sealed, parallel=parallel)
+        assert report.first_bad_position == 20, report.lines()
+
+
+@pytest.mark.parametrize("cut", [1, 5])
+def test_a_truncated_log_is_caught(sealed: SealedLog, cut: int) -> None:
+    last = head(sealed.app)
+    sealed.dba.delete_from(last - cut + 1)
+    report = verify(sealed)
+    assert report.first_bad_position == last - cut + 1, report.lines()
+    assert report.findings[0].kind == "truncated"
+    assert f"the store ends at position {last - cut}" in report.findings[0].message
+
+
+def test_an_event_put_into_a_sealed_hole_is_caught(sealed: SealedLog) -> None:
+    """A position that held no event when sealed (a hole) must stay empty."""
+    first = head(sealed.app)
+    record_school(sealed.app, f"{sealed.school}-b", 20)
+    hole = first + 3
+    sealed.dba.delete(hole)  # before sealing: the sealer sees a gap, as after a rollback
+    result = sealed.sealer.run_once(force=True)
+    assert result.holes == (hole,)
+    report = verify(sealed)
+    assert report.ok, report.lines()
+    assert report.holes == 1
+    sealed.dba.insert(hole)
+    report = verify(sealed)
+    assert report.first_bad_position == hole
+    assert report.findings[0].kind == "inserted"
+
+
+def test_events_after_the_latest_checkpoint_are_reported_not_failed(sealed: SealedLog) -> None:
+    sealed_size = head(sealed.app)
+    record_school(sealed.app, f"{sealed.school}-b", 10)
+    sealed.dba.insert(head(sealed.app) + 1)  # appended behind the application's back
+    report = verify(sealed)
+    assert report.ok, report.lines()
+    assert report.unsealed == head(sealed.app) - sealed_size
+    assert "not yet in a signed checkpoint" in report.summary()
+    # Once sealed, a later change to those events is caught like any other.
+    sealed.sealer.run_once(force=True)
+    sealed.dba.flip_byte(sealed_size + 2)
+    assert verify(sealed).first_bad_position == sealed_size + 2
+
+
+def test_a_change_after_the_latest_checkpoint_but_already_sealed_is_caught(
+    sealed: SealedLog,
+) -> None:
+    """Leaves the sealer wrote but did not sign yet are evidence too (named as such)."""
+    sealed.sealer.settings = sealed.sealer.settings.model_copy(
+        update={"checkpoint_interval_seconds": 3600}
+    )
+    before = head(sealed.app)
+    record_school(sealed.app, f"{sealed.school}-b", 10)
+    result = sealed.sealer.run_once()  # appends the leaves, the checkpoint is not due
+    assert result.checkpoint is None
+    assert result.size == head(sealed.app)
+    sealed.dba.flip_byte(before + 1)
+    report = verify(sealed)
+    assert report.first_bad_position == before + 1
+    assert "not yet in a signed checkpoint" in report.findings[0].message
