@@ -56,7 +56,9 @@ class PersonalDataMapper(Mapper[UUID]):
         return domain_event
 
     def prepare(self, domain_events: Iterable[DomainEventProtocol[UUID]]) -> None:
-        """Creates, in one transaction, the keys of every subject these events name."""
+        """Creates, in one transaction, the keys of every subject these events name (and
+        forgets, first, the keys other processes destroyed meanwhile)."""
+        self._keys.refresh_forgotten()
         subjects = set()
         for domain_event in domain_events:
             spec = PERSONAL_FIELDS.get(type(domain_event).__qualname__)

@@ -58,6 +58,7 @@ class SubjectKeys:
         self._engine = engine
         self._cache: dict[str, bytes | None] = {}  # None: destroyed (the subject is forgotten)
         self._loaded_all = False
+        self._forgotten_seen_until = datetime.min.replace(tzinfo=UTC)
         self._lock = threading.Lock()
         metadata.create_all(engine)
 
@@ -89,6 +90,24 @@ class SubjectKeys:
         with self._engine.begin() as conn:
             conn.execute(statement, rows)
         self._load(set(missing))  # another writer may have won a race: read what is stored
+
+    def refresh_forgotten(self) -> None:
+        """Drops keys that another process destroyed since the last look (one small query),
+        so a long-running service stops reading and writing a forgotten person's data."""
+        with self._engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    sa.select(subject_keys.c.subject_id, subject_keys.c.destroyed_at).where(
+                        subject_keys.c.destroyed_at > self._forgotten_seen_until
+                    )
+                )
+            )
+        with self._lock:
+            for subject_id, destroyed_at in rows:
+                self._cache[subject_id] = None
+                if destroyed_at.tzinfo is None:  # SQLite returns naive UTC
+                    destroyed_at = destroyed_at.replace(tzinfo=UTC)
+                self._forgotten_seen_until = max(self._forgotten_seen_until, destroyed_at)
 
     def key_for_writing(self, subject_id: str) -> bytes | None:
         """The subject's key, made on first use; ``None`` if the subject was forgotten."""
