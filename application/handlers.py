@@ -199,7 +199,10 @@ def release_class_teacher(uow: UnitOfWork, cmd: c.ReleaseClassTeacher, ctx: Comm
 @handles("admit-person")
 def admit_person(uow: UnitOfWork, cmd: c.AdmitPerson, ctx: CommandContext) -> None:
     school, _, _ = verified_actor(uow, cmd)
+    profile = uow.find(Profile, Profile.create_id(cmd.person_id))
     school.admit(ctx, cmd.person_id, cmd.roster_role, cmd.class_id)
+    if profile is not None and profile.school_id == school.school_id and profile.left_school:
+        profile.mark_returned_to_school(ctx)
 
 
 @handles("transfer-student")
@@ -348,7 +351,7 @@ def add_member(uow: UnitOfWork, cmd: c.AddMember, ctx: CommandContext) -> None:
 
 @handles("leave-chat")
 def leave_chat(uow: UnitOfWork, cmd: c.LeaveChat, ctx: CommandContext) -> None:
-    school = school_of(uow, cmd)
+    school, _, _ = verified_actor(uow, cmd)
     chat_of(uow, school, cmd.chat_id).leave(ctx)
 
 
@@ -468,7 +471,7 @@ def warn_about_liability(uow: UnitOfWork, cmd: c.WarnAboutLiability, ctx: Comman
 def report_unauthorised_access(
     uow: UnitOfWork, cmd: c.ReportUnauthorisedAccess, ctx: CommandContext
 ) -> None:
-    school = school_of(uow, cmd)
+    school, _, _ = verified_actor(uow, cmd)
     key = AccessIncident.create_id(cmd.school_id, cmd.incident_id)
     uow.check_absent(AccessIncident, key, "access incident", cmd.incident_id)
     profile_in(uow, school, cmd.affected_profile_id)
@@ -492,6 +495,7 @@ def report_unauthorised_access(
 
 @handles("record-notification")
 def record_notification(uow: UnitOfWork, cmd: c.RecordNotification, ctx: CommandContext) -> None:
+    verified_actor(uow, cmd)
     incident_of(uow, cmd, cmd.incident_id).record_notification(ctx, cmd.party, cmd.told_at)
 
 

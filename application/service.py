@@ -106,6 +106,11 @@ class AuditLog(Application[UUID]):
         self.subject_keys = subject_keys
         super().__init__(env=env)
 
+    def close(self) -> None:
+        """Closes the event store and the subject-key store's connections."""
+        super().close()
+        self.subject_keys.close()
+
     def construct_mapper(self) -> Mapper[UUID]:
         """Personal fields are sealed with their subject's key (see personal_data_mapper)."""
         self.personal_data = PersonalDataMapper(self.construct_transcoder(), self.subject_keys)
@@ -229,8 +234,15 @@ class AuditLog(Application[UUID]):
                 continue
             refs = o.duplicate_of if o.duplicate_of is not None else o.refs
             events = tuple(
-                RecordedEvent(str(a), v, event_type_of(located[(a, v)][1]), located[(a, v)][0])
-                for a, v in refs
+                sorted(
+                    (
+                        RecordedEvent(
+                            str(a), v, event_type_of(located[(a, v)][1]), located[(a, v)][0]
+                        )
+                        for a, v in refs
+                    ),
+                    key=lambda e: e.position,
+                )
             )
             status: Literal["recorded", "duplicate"] = (
                 "duplicate" if o.duplicate_of is not None else "recorded"

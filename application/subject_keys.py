@@ -72,6 +72,10 @@ class SubjectKeys:
             }
         return cls(sa.create_engine(url, **options))
 
+    def close(self) -> None:
+        """Releases the database connections."""
+        self._engine.dispose()
+
     def ensure_keys(self, subject_ids: Iterable[str]) -> None:
         """Makes sure every subject that is not forgotten has a key, in one transaction."""
         wanted = {s for s in subject_ids if s not in self._cache}

@@ -136,3 +136,11 @@ class Profile(AuditedAggregate):
     @event("LeftSchool")
     def _left_school(self, ctx: CommandContext) -> None:
         self.left_school = True
+
+    def mark_returned_to_school(self, ctx: CommandContext) -> None:
+        """The school admitted this person again after they had left (2.3)."""
+        self._returned_to_school(ctx)
+
+    @event("ReturnedToSchool")
+    def _returned_to_school(self, ctx: CommandContext) -> None:
+        self.left_school = False
