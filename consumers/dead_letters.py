@@ -1,0 +1,146 @@
+"""The dead-letter stream: list what is in it, and put messages back for another try.
+
+A dead letter keeps the original payload and headers, plus where it came from
+(``Sferum-Original-Subject`` / ``-Stream`` / ``-Sequence``), how often it was delivered and
+the last error. ``retry`` publishes it again on its command subject, with a new
+``Nats-Msg-Id`` (``<command id>/retry/<dead-letter sequence>``: JetStream would drop the
+original id within its duplicate window; the store still recognises the command id), and
+deletes it from the dead-letter stream once the commands stream has confirmed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
+from nats.js.errors import NotFoundError
+
+from sferum_audit.consumers import subjects as hdr
+from sferum_audit.consumers.settings import PipelineSettings
+from sferum_audit.consumers.subjects import Subjects, decode_token
+
+DLQ_HEADERS = {
+    hdr.DLQ_SUBJECT,
+    hdr.DLQ_STREAM,
+    hdr.DLQ_SEQUENCE,
+    hdr.DLQ_DELIVERIES,
+    hdr.DLQ_ERROR,
+    hdr.DLQ_FAILED_AT,
+    hdr.DLQ_MSG_ID,
+    hdr.MSG_ID,
+}
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message of the dead-letter stream."""
+
+    sequence: int
+    subject: str
+    original_subject: str
+    original_sequence: str
+    deliveries: str
+    error: str
+    failed_at: str
+    command_id: str
+    headers: dict[str, str]
+    data: bytes
+
+    @classmethod
+    def from_raw(cls, raw: RawStreamMsg) -> DeadLetter:
+        headers = dict(raw.headers or {})
+        return cls(
+            sequence=int(raw.seq or 0),
+            subject=raw.subject or "",
+            original_subject=headers.get(hdr.DLQ_SUBJECT, ""),
+            original_sequence=headers.get(hdr.DLQ_SEQUENCE, ""),
+            deliveries=headers.get(hdr.DLQ_DELIVERIES, ""),
+            error=headers.get(hdr.DLQ_ERROR, ""),
+            failed_at=headers.get(hdr.DLQ_FAILED_AT, ""),
+            command_id=headers.get(hdr.DLQ_MSG_ID, ""),
+            headers=headers,
+            data=bytes(raw.data or b""),
+        )
+
+    @property
+    def school_id(self) -> str | None:
+        tokens = self.original_subject.split(".")
+        return decode_token(tokens[-2]) if len(tokens) >= 2 else None
+
+    @property
+    def command_type(self) -> str | None:
+        tokens = self.original_subject.split(".")
+        return decode_token(tokens[-1]) if tokens and tokens[-1] else None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "failed_at": self.failed_at,
+            "school_id": self.school_id,
+            "command_type": self.command_type,
+            "command_id": self.command_id,
+            "deliveries": self.deliveries,
+            "error": self.error,
+            "original_sequence": self.original_sequence,
+            "payload": self.data.decode("utf-8", errors="replace"),
+        }
+
+
+async def dead_letters(
+    js: JetStreamContext, settings: PipelineSettings, *, limit: int | None = None
+) -> list[DeadLetter]:
+    """The dead letters, oldest first."""
+    stream = settings.dead_letter_stream
+    wildcard = Subjects(settings.subject_prefix).dead_letters_wildcard
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return []
+    found: list[DeadLetter] = []
+    sequence = info.state.first_seq or 1
+    while sequence <= (info.state.last_seq or 0):
+        if limit is not None and len(found) >= limit:
+            break
+        try:
+            raw = await js.get_msg(stream, sequence, subject=wildcard, next=True)
+        except NotFoundError:
+            break
+        letter = DeadLetter.from_raw(raw)
+        found.append(letter)
+        sequence = letter.sequence + 1
+    return found
+
+
+def retry_subject(settings: PipelineSettings, letter: DeadLetter) -> str:
+    """The command subject to publish a dead letter on again (from its stored subject)."""
+    tokens = letter.original_subject.split(".")
+    school, command_type = (tokens[-2], tokens[-1]) if len(tokens) >= 2 else ("_", "_")
+    return f"{Subjects(settings.subject_prefix).prefix}.commands.{school}.{command_type}"
+
+
+def retry_headers(letter: DeadLetter) -> dict[str, str]:
+    headers = {k: v for k, v in letter.headers.items() if k not in DLQ_HEADERS}
+    original = letter.command_id or f"dead-{letter.sequence}"
+    headers[hdr.MSG_ID] = f"{original}/retry/{letter.sequence}"
+    return headers
+
+
+async def retry(
+    js: JetStreamContext, settings: PipelineSettings, letters: Iterable[DeadLetter]
+) -> list[tuple[DeadLetter, int]]:
+    """Publishes each dead letter again and then deletes it from the dead-letter stream;
+    returns each with its new sequence in the commands stream."""
+    done: list[tuple[DeadLetter, int]] = []
+    for letter in letters:
+        ack = await js.publish(
+            retry_subject(settings, letter),
+            letter.data,
+            headers=retry_headers(letter),
+            stream=settings.commands_stream,
+        )
+        await js.delete_msg(settings.dead_letter_stream, letter.sequence)
+        done.append((letter, ack.seq))
+    return done

@@ -1,0 +1,63 @@
+"""Reading the refused commands back from the log (``sferum-audit rejected``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sferum_audit.application.rejections import RejectedCommand
+from sferum_audit.application.service import AuditLog
+
+PAGE_SIZE = 1000
+REJECTION_TOPIC = f"{RejectedCommand.__module__}:{RejectedCommand.__qualname__}.Recorded"
+COLUMNS = (
+    "position",
+    "rejected_at",
+    "school_id",
+    "command_type",
+    "command_id",
+    "error_code",
+    "error_message",
+    "subject",
+    "payload",
+)
+
+
+def rejected_commands(
+    app: AuditLog,
+    *,
+    school_id: str | None = None,
+    code: str | None = None,
+    start: int = 1,
+    limit: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Each kept rejection in log order, optionally only one school's or one error code's."""
+    shown = 0
+    while page := app.recorder.select_notifications(start, PAGE_SIZE, topics=[REJECTION_TOPIC]):
+        for notification in page:
+            event: Any = app.mapper.to_domain_event(notification)
+            if school_id is not None and event.school_id != school_id:
+                continue
+            if code is not None and event.error_code != code:
+                continue
+            if limit is not None and shown >= limit:
+                return
+            shown += 1
+            yield {
+                "position": notification.id,
+                "rejected_at": event.timestamp,
+                "school_id": event.school_id,
+                "command_type": event.command_type,
+                "command_id": event.command_id,
+                "error_code": event.error_code,
+                "error_message": event.error_message,
+                "subject": event.subject,
+                "delivery_key": event.delivery_key,
+                "payload": event.payload,
+                "payload_encoding": event.payload_encoding,
+                "actor_id": event.ctx.actor_id,
+                "correlation_id": event.ctx.correlation_id,
+            }
+        if len(page) < PAGE_SIZE:
+            return
+        start = page[-1].id + 1

