@@ -26,6 +26,7 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA cache_size=-8000",  # 8 MiB: memory must not grow with the views
     "PRAGMA temp_store=FILE",
+    "PRAGMA wal_autocheckpoint=10000",  # ~40 MB of WAL between checkpoints: fewer fsyncs
 )
 
 

@@ -54,35 +54,88 @@ class FastDecoder:
             and set(transcoder.names) <= KNOWN_TYPES | {"decimal_str"}
         )
         self._fast_topic: dict[str, bool] = {}
+        self._plans: dict[str, tuple[str, ...] | bool] = {}
         self._times: dict[str, str] = {}
         self._opener = mapper.open_sealed if isinstance(mapper, ViewMapper) else None
 
     def decode(self, notification: Notification) -> Any:
-        if not self.enabled or not self._is_fast(notification.topic):
-            return self.mapper.to_domain_event(notification)
+        return self.decode_row(
+            notification.id,
+            notification.originator_id,
+            notification.originator_version,
+            notification.topic,
+            notification.state,
+        )
+
+    def decode_row(
+        self, position: int, originator_id: Any, version: int, topic: str, state_bytes: bytes
+    ) -> Any:
+        """Decodes one stored event given as its columns (``decode`` of a notification)."""
+        plan = self._plans.get(topic)
+        if plan is None:
+            plan = self._plan(topic)
+        if plan is False:
+            return self.mapper.to_domain_event(
+                Notification(
+                    id=position,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=state_bytes,
+                )
+            )
         try:
-            state: dict[str, Any] = _JSON.raw_decode(notification.state.decode())[0]
+            state: dict[str, Any] = _JSON.raw_decode(state_bytes.decode())[0]
             for name, value in state.items():
                 kind = type(value)
                 if kind is dict:
-                    state[name] = self._ctx(value) if name == "ctx" else self._value(value)
+                    if name == "ctx":
+                        state[name] = self._ctx(value)
+                    elif (
+                        value.get("_type_") == "datetime_iso"
+                        and len(value) == 2
+                        and type(data := value.get("_data_")) is str
+                    ):
+                        # canonical UTC text already (the usual case) needs no parsing
+                        state[name] = (
+                            data if len(data) == 32 and data.endswith("+00:00") else self.time(data)
+                        )
+                    else:
+                        state[name] = self._value(value)
                 elif kind is list:
                     state[name] = self._value(value)
-            spec = PERSONAL_FIELDS.get(event_type(notification.topic))
-            if spec is not None:
-                for name in spec.fields:
+            if plan is not True:
+                for name in plan:
                     value = state.get(name)
                     if isinstance(value, dict) and "sealed" in value:
                         if self._opener is None:
                             raise Unknown(name)
                         state[name] = self._opener(value)
         except Unknown:
-            return self.mapper.to_domain_event(notification)
-        state["originator_id"] = notification.originator_id
-        state["originator_version"] = notification.originator_version
+            return self.mapper.to_domain_event(
+                Notification(
+                    id=position,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=state_bytes,
+                )
+            )
+        state["originator_id"] = originator_id
+        state["originator_version"] = version
         event = Decoded()
         event.__dict__ = state
         return event
+
+    def _plan(self, topic: str) -> tuple[str, ...] | bool:
+        """Per topic: ``False`` (the mapper decodes it), ``True`` (no personal fields) or
+        the names of its personal fields."""
+        plan: tuple[str, ...] | bool = False
+        if self.enabled and self._is_fast(topic):
+            spec = PERSONAL_FIELDS.get(event_type(topic))
+            plan = tuple(spec.fields) if spec is not None else True
+        self._plans[topic] = plan
+        return plan
 
     def _ctx(self, value: dict[str, Any]) -> Any:
         if value.get("_type_") != "ctx" or len(value) != 2:
@@ -90,7 +143,16 @@ class FastDecoder:
         data: dict[str, Any] = value["_data_"]
         occurred = data.get("occurred_at")
         if type(occurred) is dict:
-            data["occurred_at"] = self._value(occurred)
+            if (
+                occurred.get("_type_") == "datetime_iso"
+                and len(occurred) == 2
+                and type(text := occurred.get("_data_")) is str
+            ):
+                data["occurred_at"] = (
+                    text if len(text) == 32 and text.endswith("+00:00") else self.time(text)
+                )
+            else:
+                data["occurred_at"] = self._value(occurred)
         ctx = Decoded()
         ctx.__dict__ = data
         return ctx

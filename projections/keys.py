@@ -35,6 +35,7 @@ class ViewKeys(SubjectKeys):
         self._engine = engine
         self._lru: OrderedDict[str, bytes | None] = OrderedDict()
         self.cache_size = cache_size
+        self._personal: dict[str, bool] = {}  # topic -> has personal fields
 
     def key_for_reading(self, subject_id: str) -> bytes | None:
         key = self._lru.get(subject_id, MISSING)
@@ -54,12 +55,24 @@ class ViewKeys(SubjectKeys):
 
     def prefetch(self, notifications: Sequence[Notification]) -> None:
         """Reads, in one query, the keys of the subjects the page's sealed fields name."""
+        self.prefetch_rows([(n.topic, n.state) for n in notifications], topic_at=0, state_at=1)
+
+    def prefetch_rows(
+        self, rows: Sequence[Sequence[Any]], *, topic_at: int = 3, state_at: int = 4
+    ) -> None:
+        """``prefetch`` of stored rows (the topic and state at the given indexes)."""
         wanted: set[str] = set()
-        for notification in notifications:
-            if event_type(notification.topic) in PERSONAL_FIELDS:
-                for match in SUBJECT.finditer(notification.state):
+        personal = self._personal
+        lru = self._lru
+        for row in rows:
+            topic = row[topic_at]
+            sealed = personal.get(topic)
+            if sealed is None:
+                sealed = personal[topic] = event_type(topic) in PERSONAL_FIELDS
+            if sealed:
+                for match in SUBJECT.finditer(row[state_at]):
                     subject = match.group(1).decode()
-                    if subject not in self._lru:
+                    if subject not in lru:
                         wanted.add(subject)
         if wanted:
             self._read(sorted(wanted))

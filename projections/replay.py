@@ -82,14 +82,33 @@ def ordered_rows(
     db: ViewsDatabase, conn: sa.Connection, tables: TableSet, spec: TableSpec
 ) -> Iterator[tuple[Any, ...]]:
     """The table's rows in primary-key order (byte order on both databases)."""
+    for rows in row_batches(db, conn, tables, spec):
+        yield from rows
+
+
+def row_batches(
+    db: ViewsDatabase, conn: sa.Connection, tables: TableSet, spec: TableSpec, size: int = 5000
+) -> Iterator[list[tuple[Any, ...]]]:
+    """``ordered_rows`` in lists of up to ``size`` rows."""
     columns = ", ".join(quote(c) for c in spec.column_names)
     order = ", ".join(db.order_by(c, spec.is_text(c)) for c in spec.key)
     name = quote(tables.name(spec.name))
-    result = conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(
-        f"SELECT {columns} FROM {name} ORDER BY {order}"  # noqa: S608
-    )
-    for row in result:
-        yield tuple(row)
+    sql = f"SELECT {columns} FROM {name} ORDER BY {order}"  # noqa: S608
+    if db.is_sqlite:  # the driver's own tuples, in the connection's read transaction
+        if not conn.in_transaction():
+            conn.begin()
+        driver: Any = conn.connection.dbapi_connection
+        cursor = driver.cursor()
+        try:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(size):
+                yield rows
+        finally:
+            cursor.close()
+        return
+    result = conn.execution_options(stream_results=True, yield_per=size).exec_driver_sql(sql)
+    for partition in result.partitions(size):
+        yield [tuple(row) for row in partition]
 
 
 def digest_view(db: ViewsDatabase, tables: TableSet, view: str) -> str:
@@ -98,9 +117,9 @@ def digest_view(db: ViewsDatabase, tables: TableSet, view: str) -> str:
     with db.reading() as conn:
         for spec in sorted(specs_of(view), key=lambda s: s.name):
             sha.update(f"#{spec.name}\n".encode())
-            for row in ordered_rows(db, conn, tables, spec):
-                sha.update(repr(row).encode())  # str, int and None only: stable text
-                sha.update(b"\n")
+            for rows in row_batches(db, conn, tables, spec):
+                # str, int and None only: stable text, one line a row
+                sha.update(("\n".join(map(repr, rows)) + "\n").encode())
     return sha.hexdigest()
 
 

@@ -19,6 +19,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from sferum_audit.application.settings import Settings
 from sferum_audit.domain.erasure import Erasure
@@ -34,6 +35,7 @@ from sferum_audit.projections.view import Handler, View, topic
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[int], None]
+Row = tuple[int, UUID | str, int, str, bytes]  # position, originator id, version, topic, state
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class ViewRunner:
         self.mapper, self.keys = view_mapper(app)
         self.decoder = FastDecoder(self.mapper, enabled=fast_decode)
         self.erasure_topic = topic(Erasure, "Recorded")
+        self._ids: dict[str, UUID] = {}  # stored originator ids, parsed once (bounded)
 
     # -- set-up and positions -----------------------------------------------------------------
 
@@ -115,17 +118,47 @@ class ViewRunner:
         stop = self.head() if upto is None else upto
         start = low = min(self.positions().values(), default=stop)
         while low < stop:
-            page = self.app.recorder.select_notifications(
-                low + 1, self.page_size, stop=stop, topics=self.topics
-            )
-            covered = page[-1].id if len(page) == self.page_size else stop
-            if self.apply(page, covered_to=covered, fetched_after=low) is None:
+            page = self._read_page(low + 1, stop)
+            covered = page[-1][0] if len(page) == self.page_size else stop
+            if self._apply_rows(page, covered_to=covered, fetched_after=low) is None:
                 low = min(self.positions().values(), default=stop)  # moved under us: re-read
                 continue
             low = covered
             if progress is not None:
                 progress(low)
         return max(low - start, 0)
+
+    def _read_page(self, start: int, stop: int) -> list[Row]:
+        """The next page of the log (only the views' topics) as rows of its columns: one
+        plain query on SQLite, the recorder's ``select_notifications`` elsewhere."""
+        recorder = self.app.recorder
+        if type(recorder) is not SQLiteApplicationRecorder:
+            return [
+                (n.id, n.originator_id, n.originator_version, n.topic, n.state)
+                for n in recorder.select_notifications(
+                    start, self.page_size, stop=stop, topics=self.topics
+                )
+            ]
+        marks = ",".join("?" * len(self.topics))
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {recorder.events_table_name} WHERE rowid>=? AND rowid<=? "
+            f"AND topic IN ({marks}) ORDER BY rowid LIMIT ?"
+        )
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (start, stop, *self.topics, self.page_size))
+            fetched = cursor.fetchall()
+        ids = self._ids
+        if len(ids) > 50_000:
+            ids.clear()
+        rows: list[Row] = []
+        append = rows.append
+        for position, text, version, topic_name, state in fetched:
+            originator = ids.get(text)
+            if originator is None:
+                originator = ids[text] = UUID(text)
+            append((position, originator, version, topic_name, state))
+        return rows
 
     def apply(
         self,
@@ -139,39 +172,52 @@ class ViewRunner:
         ``fetched_after``: the position the page was read after. If a view is now behind
         it (a rebuild was swapped in meanwhile), the page would leave a gap: nothing is
         written and ``None`` is returned, so the caller reads again from the positions."""
+        rows = [
+            (n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications
+        ]
+        return self._apply_rows(rows, covered_to, fetched_after)
+
+    def _apply_rows(
+        self,
+        rows: Sequence[Row],
+        covered_to: int | None = None,
+        fetched_after: int | None = None,
+    ) -> int | None:
+        """``apply`` of rows (position, originator id, version, topic, state)."""
         if covered_to is None:
-            if not notifications:
+            if not rows:
                 return 0
-            covered_to = notifications[-1].id
-        decode = self.decoder.decode
+            covered_to = rows[-1][0]
+        decode = self.decoder.decode_row
         routes = self.routes
         if self.keys is not None:
-            self.keys.prefetch(notifications)
+            self.keys.prefetch_rows(rows)
         with self.db.writing() as conn:
             stored = read_positions(self.db, conn, self.tables, self.names, lock=True)
             positions = [stored.get(name, 0) for name in self.names]
             if fetched_after is not None and min(positions) < fetched_after:
                 return None
             applied = 0
+            erasure_topic = self.erasure_topic
             try:
                 for view in self.views:
                     begin = getattr(view, "begin_page", None)
                     if begin is not None:
                         begin(self.db, conn, self.tables)
-                for notification in notifications:
-                    handlers = routes.get(notification.topic)
+                for row in rows:
+                    handlers = routes.get(row[3])
                     if handlers is None:
                         continue
-                    position = notification.id
+                    position = row[0]
                     event: Any = None
                     for index, handler in handlers:
                         if position <= positions[index]:
                             continue  # delivered again: this view has it already
                         if event is None:
-                            event = decode(notification)
+                            event = decode(*row)
                             applied += 1
                         handler(event, position)
-                    if event is not None and notification.topic == self.erasure_topic:
+                    if event is not None and row[3] == erasure_topic:
                         self._forget(event.subject_id)
                 moved: dict[str, int] = {}
                 for index, view in enumerate(self.views):
