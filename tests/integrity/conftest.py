@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import structlog
-from integrity_helpers import Dba, record_school
+from integrity_helpers import Dba, SealedLog, record_school
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
@@ -46,19 +45,6 @@ def app(settings: Settings) -> Iterator[AuditLog]:
         yield log
     finally:
         log.close()
-
-
-@dataclass
-class SealedLog:
-    settings: Settings
-    app: AuditLog
-    sealer: Sealer
-    dba: Dba
-    school: str
-
-    @property
-    def data_dir(self):  # type: ignore[no-untyped-def]
-        return self.settings.data_dir
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -13,6 +14,7 @@ from sferum_audit.application.commands import parse_command
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
+from sferum_audit.integrity.sealer import Sealer
 
 
 def record_school(app: AuditLog, school_id: str, commands: int | None = None) -> int:
@@ -176,3 +178,16 @@ def one_error_line(result: Any, *fragments: str, exit_code: int = 1) -> str:
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
+
+
+@dataclass
+class SealedLog:
+    settings: Settings
+    app: AuditLog
+    sealer: Sealer
+    dba: Dba
+    school: str
+
+    @property
+    def data_dir(self):  # type: ignore[no-untyped-def]
+        return self.settings.data_dir

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import SealedLog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from integrity_helpers import head, record_school
+from integrity_helpers import SealedLog, head, record_school
 
 from sferum_audit.integrity.checkpoint import Checkpoint, sign_checkpoint
 from sferum_audit.integrity.evidence import CheckpointLog

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SealedLog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from integrity_helpers import Cli, head, one_error_line, record_school
+from integrity_helpers import Cli, SealedLog, head, one_error_line, record_school
 
 from sferum_audit.application.settings import Settings
 from sferum_audit.integrity.keys import public_key_text

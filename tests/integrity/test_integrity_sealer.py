@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SealedLog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from integrity_helpers import head, record_school
+from integrity_helpers import SealedLog, head, record_school
 
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import SealedLog
-from integrity_helpers import Dba, head, record_school
+from integrity_helpers import Dba, SealedLog, head, record_school
 
 from sferum_audit.integrity.verifier import VerifyReport, verify_log
 

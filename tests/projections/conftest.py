@@ -6,21 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from views_history import scripted_history
+from views_history import record, scripted_history
 
 from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.commands import parse_command
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.projections.database import ViewsDatabase
 from sferum_audit.projections.runner import ViewRunner
-
-
-def record(app: AuditLog, commands: list[dict[str, Any]]) -> None:
-    """Records the commands in one batch; every one of them must be accepted."""
-    results = app.handle_batch([parse_command(c) for c in commands])
-    refused = [r.as_dict() for r in results if not r.accepted]
-    assert not refused, refused
 
 
 @pytest.fixture

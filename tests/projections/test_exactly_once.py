@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import record
+from views_history import record
 
 from sferum_audit.application.service import AuditLog
 from sferum_audit.projections import queries

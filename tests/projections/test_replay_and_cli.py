@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import typer
-from conftest import record
 from typer.testing import CliRunner, Result
+from views_history import record
 
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings

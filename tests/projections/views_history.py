@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sferum_audit.application.commands import parse_command
+
 START = datetime(2024, 12, 2, 8, 0, tzinfo=UTC)
 
 
@@ -271,3 +273,10 @@ def scripted_history(school_id: str, start: datetime = START) -> list[dict[str, 
     s.add("transfer-student", admin, "administrator", person_id=s1, to_class_id="6b")
     s.add("leave-chat", teacher, "teacher", chat_id="class-5a")
     return s.commands
+
+
+def record(app: Any, commands: list[dict[str, Any]]) -> None:
+    """Records the commands in one batch; every one of them must be accepted."""
+    results = app.handle_batch([parse_command(c) for c in commands])
+    refused = [r.as_dict() for r in results if not r.accepted]
+    assert not refused, refused
