@@ -7,9 +7,10 @@ Loading is idempotent: a second run records nothing and says so.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -22,16 +23,21 @@ from rich.text import Text
 
 from sferum_audit.application.commands import parse_command
 from sferum_audit.application.handlers import all_chat_ids
+from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
+from sferum_audit.cli.output import OutputFormat, emit
 from sferum_audit.cli.records import Tally, audit_log, record_in_batches, rejection_line
+from sferum_audit.cli.views import opened_views
+from sferum_audit.consumers.demo import run_pipeline_demo
 from sferum_audit.domain.access_incident import AccessIncident
 from sferum_audit.domain.base import AuditedAggregate
 from sferum_audit.domain.chat import Chat
 from sferum_audit.domain.invitation import ISSUED, Invitation
 from sferum_audit.domain.profile import Profile
 from sferum_audit.domain.school import School
+from sferum_audit.projections import queries
 
 MODERATION_EVENTS = {
     "ContentRemoved": "content removed",
@@ -41,6 +47,15 @@ MODERATION_EVENTS = {
     "LiabilityWarned": "warned about liability",
 }
 STALE_AFTER = timedelta(days=3)
+# The columns that fit a terminal; `sferum-audit audit` and `incidents` show them all.
+DEMO_AUDIT_COLUMNS = (
+    "position", "occurred_at", "chat_id", "action", "moderator_id", "authority", "ground",
+    "target_id", "reason",
+)  # fmt: skip
+DEMO_INCIDENT_COLUMNS = (
+    "incident_id", "state", "reporter_id", "reporter_relation", "affected_profile_id",
+    "hours_to_acknowledge", "hours_to_resolve", "containment_steps",
+)  # fmt: skip
 
 
 def demo(
@@ -49,28 +64,77 @@ def demo(
         "sch-58"
     ),
     seed: Annotated[int, typer.Option("--seed", help="Seed of names and incidents.")] = 58,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Record in this process instead of through an embedded NATS JetStream.",
+        ),
+    ] = False,
 ) -> None:
-    """Loads a sample school (a week of chats, moderation and incidents) and summarises it."""
+    """Runs the whole pipeline on the embedded default: the sample school (a week of chats,
+    moderation and incidents) is published as commands to an embedded NATS JetStream,
+    consumed, recorded, the views built, and the audit trail and incident register shown."""
     settings = ctx.find_object(Settings) or Settings()
     commands = sample_school(school_id, seed=seed)
-    app = audit_log(ctx)
-    tally = Tally()
-    numbered = ((n, parse_command(c)) for n, c in enumerate(commands, start=1))
-    for number, result in record_in_batches(app, numbered):
-        tally.add(result)
-        if not result.accepted:
-            typer.echo(f"sample command {rejection_line(number, result)}", err=True)
     console = Console()
     console.print(Text(f"Store: {describe_store(settings)}"))
+    tally = load_directly(ctx, commands) if direct else load_through_nats(settings, school_id, seed)
     if tally.counts["recorded"] == 0 and tally.counts["duplicate"]:
         console.print(
             f"already loaded: {tally.counts['duplicate']} duplicates, nothing new recorded"
         )
     else:
         console.print(f"loaded {len(commands)} sample commands: {tally.summary()}")
-    Summary(app, school_id, commands, console).show()
+    Summary(audit_log(ctx), school_id, commands, console).show()
+    show_views(ctx, school_id)
     if tally.counts["rejected"]:
         raise typer.Exit(1)
+
+
+def load_directly(ctx: typer.Context, commands: list[dict[str, Any]]) -> Tally:
+    """Records the sample through the application in this process."""
+    tally = Tally()
+    numbered = ((n, parse_command(c)) for n, c in enumerate(commands, start=1))
+    for number, result in record_in_batches(audit_log(ctx), numbered):
+        tally.add(result)
+        if not result.accepted:
+            typer.echo(f"sample command {rejection_line(number, result)}", err=True)
+    return tally
+
+
+def load_through_nats(settings: Settings, school_id: str, seed: int) -> Tally:
+    """Publishes the sample to an embedded nats-server, consumes and records it, and stops
+    everything again."""
+    if settings.log_level == "INFO":  # the pipeline's per-batch lines would bury the summary
+        configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    report = asyncio.run(run_pipeline_demo(settings, school_id=school_id, seed=seed))
+    if not report.ok:
+        raise ValueError(
+            f"the pipeline did not settle: {report.recorded + report.duplicate} of "
+            f"{report.published} commands handled"
+        )
+    typer.echo(
+        f"published {report.published} commands to embedded NATS at {report.nats_url}; "
+        f"relayed {report.events_published} events outbound; log position {report.log_position}"
+    )
+    tally = Tally()
+    tally.counts.update(
+        recorded=report.recorded,
+        duplicate=report.duplicate + report.duplicates_at_publish,
+        rejected=report.rejected + report.dead_lettered,
+    )
+    return tally
+
+
+def show_views(ctx: typer.Context, school_id: str) -> None:
+    """The audit trail and the incident register, read from the views built from the log."""
+    with opened_views(ctx) as db:
+        audit = queries.audit_rows(db, queries.AuditFilter(school=school_id))
+        incidents = queries.incidents(db, datetime.now(UTC), school=school_id)
+    emit(audit, OutputFormat.table, DEMO_AUDIT_COLUMNS, title="Audit trail (from the views)")
+    emit(incidents, OutputFormat.table, DEMO_INCIDENT_COLUMNS, title="Incident register (4.2.2)")
+    typer.echo("all columns and other formats: sferum-audit audit / incidents --format ...")
 
 
 def describe_store(settings: Settings) -> str:
