@@ -38,6 +38,7 @@ from sferum_audit.consumers.metrics import Metrics
 from sferum_audit.consumers.relay import EventRelay
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.topology import Topology, consumer_name, ensure_topology
+from sferum_audit.integrity.sealer import Sealer, SealerThread
 
 log = structlog.get_logger("sferum_audit.pipeline")
 
@@ -129,6 +130,7 @@ class Pipeline:
         self.relay: EventRelay | None = None
         self.coordinator: Coordinator | None = None
         self.follower: Any = None
+        self.sealer: SealerThread | None = None
         self._subscribers: dict[int, Any] = {}
         self._starting: dict[int, asyncio.Task[None]] = {}
         self._relay_stop = asyncio.Event()
@@ -194,6 +196,9 @@ class Pipeline:
             log.info("metrics at /metrics", port=options.metrics_port)
         if self.views:
             await self._start_views()
+        if self.views and options.seal_enabled:
+            self.sealer = SealerThread(Sealer(self.app.recorder, self.settings.data_dir))
+            self.sealer.start()
         log.info(
             "pipeline running",
             instance=options.instance_id,
@@ -373,6 +378,9 @@ class Pipeline:
         if self.follower is not None:
             await asyncio.to_thread(self.follower.stop)
             self.follower = None
+        if self.sealer is not None:
+            await asyncio.to_thread(self.sealer.stop)  # signs what is new before it ends
+            self.sealer = None
         if self.broker is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.broker.stop(), timeout=self.options.graceful_timeout)

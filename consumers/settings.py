@@ -118,6 +118,10 @@ class PipelineSettings(BaseSettings):
     relay_enabled: bool = Field(
         default=True, description="Publish recorded events to the events stream."
     )
+    seal_enabled: bool = Field(
+        default=True,
+        description="Run the sealer: signed Merkle checkpoints follow the log while serving.",
+    )
     relay_batch_size: int = Field(
         default=1000, ge=1, description="Events read from the log and published per round."
     )

@@ -25,6 +25,8 @@ from sferum_audit.consumers.ingest import IngestProcessor
 from sferum_audit.consumers.publisher import CommandPublisher
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.topology import ensure_topology
+from sferum_audit.integrity.checkpoint import parse_checkpoint
+from sferum_audit.integrity.verifier import verify_log
 
 
 def cli_app(settings: Settings) -> typer.Typer:
@@ -170,6 +172,12 @@ async def test_serve_with_embedded_nats_needs_nothing_installed(
         await asyncio.wait_for(service, 60)
     assert (tmp_path / "data" / "nats" / "jetstream").is_dir()
     assert (tmp_path / "data" / "views.sqlite").is_file()  # the views were followed
+    # ... and the log was sealed: the last signed checkpoint covers every recorded event.
+    report = verify_log(build_audit_log(settings).recorder, settings.data_dir)
+    assert report.ok, report.summary()
+    checkpoints = (tmp_path / "data" / "integrity" / "checkpoints.log").read_text().splitlines()
+    final = parse_checkpoint(json.loads(checkpoints[-1])["checkpoint"])
+    assert final.size == build_audit_log(settings).recorder.max_notification_id()
 
 
 @pytest.mark.nats
