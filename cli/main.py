@@ -15,7 +15,7 @@ import typer
 
 from sferum_audit.application.logging_setup import LogFormat, configure_logging
 from sferum_audit.application.settings import Settings
-from sferum_audit.cli import demo, integrity_commands, pipeline, records, views
+from sferum_audit.cli import demo, events, integrity_commands, pipeline, records, views
 from sferum_audit.cli.errors import GuardedGroup
 
 app = typer.Typer(
@@ -76,6 +76,7 @@ def main(
 
 
 records.register(app)
+events.register(app)
 demo.register(app)
 views.register(app)
 pipeline.register(app)

@@ -11,7 +11,7 @@ import pytest
 from cli_helpers import Cli, jsonl
 
 from sferum_audit.application.service import AuditLog
-from sferum_audit.cli import records
+from sferum_audit.cli import events as events_command
 from sferum_audit.domain.chat import Chat
 
 COLUMNS = [
@@ -115,7 +115,7 @@ def test_pages_of_the_log_join_up_without_gaps_or_repeats(
     in_one_page = rows(cli, "--include-receipts")
     chat_id = str(Chat.create_id(loaded_school, "class-5a"))
     chat_in_one_page = rows(cli, "--aggregate", chat_id)
-    monkeypatch.setattr(records, "PAGE_SIZE", 7)
+    monkeypatch.setattr(events_command, "PAGE_SIZE", 7)
 
     assert rows(cli, "--include-receipts") == in_one_page
     assert rows(cli, "--aggregate", chat_id) == chat_in_one_page

@@ -1,0 +1,146 @@
+"""``sferum-audit events``: the raw log in global order, streamed in pages, in every format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+from eventsourcing.persistence import StoredEvent
+
+from sferum_audit.application.service import AuditLog, event_type_of
+from sferum_audit.application.store import locate_events
+from sferum_audit.cli.output import OutputFormat, emit
+from sferum_audit.cli.records import audit_log
+
+PAGE_SIZE = 1000
+RECEIPT_TYPE = "CommandReceipt.Recorded"
+EVENT_COLUMNS = (
+    "position",
+    "recorded_at",
+    "occurred_at",
+    "type",
+    "aggregate_id",
+    "version",
+    "actor_id",
+    "actor_role",
+    "command_id",
+    "correlation_id",
+    "data",
+)
+ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "ctx"}
+)
+
+
+def type_matches(event_type: str, topic: str, wanted: Sequence[str]) -> bool:
+    """``--type`` names the type (``Chat.ContentRemoved``), a suffix of it at a dot
+    (``ContentRemoved``), or the whole topic."""
+    return any(
+        event_type == name or event_type.endswith("." + name) or topic == name for name in wanted
+    )
+
+
+def log_in_order(app: AuditLog, start: int) -> Iterator[tuple[int, StoredEvent]]:
+    """(position, stored event) of the whole log from ``start``, read in pages."""
+    while page := app.recorder.select_notifications(start, PAGE_SIZE):
+        for notification in page:
+            yield notification.id, notification
+        if len(page) < PAGE_SIZE:
+            return
+        start = page[-1].id + 1
+
+
+def aggregate_in_order(app: AuditLog, aggregate_id: UUID) -> Iterator[tuple[int, StoredEvent]]:
+    """(position, stored event) of one aggregate, read in pages without scanning the log."""
+    after: int | None = None
+    while page := app.recorder.select_events(aggregate_id, gt=after, limit=PAGE_SIZE):
+        refs = [(aggregate_id, stored.originator_version) for stored in page]
+        located = locate_events(app.recorder, refs)
+        for stored in page:
+            yield located[(aggregate_id, stored.originator_version)][0], stored
+        if len(page) < PAGE_SIZE:
+            return
+        after = page[-1].originator_version
+
+
+def event_row(app: AuditLog, position: int, stored: StoredEvent) -> dict[str, Any]:
+    """One row of ``events``: the envelope every event has, and its own fields as ``data``."""
+    event = app.mapper.to_domain_event(stored)
+    context = getattr(event, "ctx", None)
+    return {
+        "position": position,
+        "recorded_at": getattr(event, "timestamp", None),
+        "occurred_at": context.occurred_at if context else None,
+        "type": event_type_of(stored.topic),
+        "aggregate_id": event.originator_id,
+        "version": event.originator_version,
+        "actor_id": context.actor_id if context else None,
+        "actor_role": context.actor_role if context else None,
+        "command_id": context.command_id if context else None,
+        "correlation_id": context.correlation_id if context else None,
+        "data": {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS},
+    }
+
+
+def select_rows(
+    app: AuditLog,
+    aggregate: UUID | None,
+    types: Sequence[str],
+    start: int,
+    limit: int | None,
+    include_receipts: bool,
+) -> Iterator[dict[str, Any]]:
+    """The rows ``events`` shows, decoded only once they pass the filters."""
+    source = aggregate_in_order(app, aggregate) if aggregate else log_in_order(app, start)
+    shown = 0
+    for position, stored in source:
+        event_type = event_type_of(stored.topic)
+        if position < start:
+            continue
+        if types and not type_matches(event_type, stored.topic, types):
+            continue
+        if event_type == RECEIPT_TYPE and not (include_receipts or types):
+            continue
+        yield event_row(app, position, stored)
+        shown += 1
+        if shown == limit:
+            return
+
+
+def events(
+    ctx: typer.Context,
+    aggregate: Annotated[
+        UUID | None,
+        typer.Option("--aggregate", help="Only this aggregate's events.", show_default=False),
+    ] = None,
+    types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type", help="Only events of this type, e.g. Chat.ContentRemoved (repeatable)."
+        ),
+    ] = None,
+    start: Annotated[
+        int, typer.Option("--from", min=1, help="First position to show (inclusive).")
+    ] = 1,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="At most this many events.", show_default=False),
+    ] = None,
+    include_receipts: Annotated[
+        bool, typer.Option("--include-receipts", help="Also show command receipts.")
+    ] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """The raw log in global order: who did what, when, by which command."""
+    app = audit_log(ctx)
+    rows = select_rows(app, aggregate, types or [], start, limit, include_receipts)
+    emit(rows, fmt, EVENT_COLUMNS, title="Events")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``events`` to the root command."""
+    app.command("events")(events)
