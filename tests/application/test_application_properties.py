@@ -240,6 +240,13 @@ def in_chat(command_type: str, **strategies: st.SearchStrategy[Any]) -> st.Searc
     )
 
 
+REGISTRATION = fields(
+    "register-profile",
+    SELF_IN_CLAIMED_ROLE * 4 + ADMINS,
+    profile_id=st.sampled_from(["new1", "new2", "s1"]),
+    role=st.sampled_from(["student", "parent", "teacher", "security-officer"]),
+    display_name=st.just("Новенький"),
+)
 COMMANDS = st.one_of(
     fields("appoint-administrator", ADMINS, person_id=people, order_ref=st.just("приказ")),
     fields("remove-administrator", ADMINS, person_id=people, reason=reason),
@@ -359,20 +366,8 @@ COMMANDS = st.one_of(
         incident_id=st.sampled_from(INCIDENTS),
         findings=st.just("итог"),
     ),
-    fields(
-        "register-profile",
-        SELF_IN_CLAIMED_ROLE * 4 + ADMINS,
-        profile_id=st.sampled_from(["new1", "new2", "s1"]),
-        role=st.sampled_from(["student", "parent", "teacher", "security-officer"]),
-        display_name=st.just("Новенький"),
-    ),
-    fields(
-        "register-profile",
-        SELF_IN_CLAIMED_ROLE * 4 + ADMINS,
-        profile_id=st.sampled_from(["new1", "new2", "s1"]),
-        role=st.sampled_from(["student", "parent", "teacher", "security-officer"]),
-        display_name=st.just("Новенький"),
-    ),
+    REGISTRATION,
+    REGISTRATION,  # listed twice: new profiles feed the commands that follow
     fields(
         "erase-personal-data",
         ADMINS,
