@@ -14,6 +14,9 @@ from sferum_audit.domain.context import CommandContext
 
 APPLICATION_NAME = "SferumAudit"
 
+# PostgreSQL: the library's recorder with a faster batch insert (see postgres_recorder).
+BINARY_INSERT_RECORDER = "sferum_audit.application.postgres_recorder:BinaryInsertRecorder"
+
 
 def persistence_environment(settings: Settings) -> dict[str, str]:
     """The ``eventsourcing`` environment for the configured store."""
@@ -25,6 +28,7 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
         env.pop("AGGREGATE_CACHE_MAXSIZE")
     if settings.database_url:
         env.update(postgres_environment(settings.database_url))
+        env["APPLICATION_RECORDER_TOPIC"] = BINARY_INSERT_RECORDER
         env["POSTGRES_POOL_SIZE"] = str(settings.database_pool_size)
         if settings.database_schema:
             env["POSTGRES_SCHEMA"] = settings.database_schema

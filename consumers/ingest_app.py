@@ -40,7 +40,8 @@ from eventsourcing.application import (
     Repository,
     project_aggregate,
 )
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.postgres import PostgresApplicationRecorder
 
 from sferum_audit.application.commands import Command
 from sferum_audit.application.handlers import class_chat_id, parents_chat_id
@@ -50,6 +51,7 @@ from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import APPLICATION_NAME, persistence_environment
 from sferum_audit.application.subject_keys import SubjectKeys
 from sferum_audit.domain.access_incident import AccessIncident
+from sferum_audit.domain.base import AuditedAggregate
 from sferum_audit.domain.chat import Chat
 from sferum_audit.domain.elzhur_account import ElzhurAccount
 from sferum_audit.domain.erasure import Erasure
@@ -211,7 +213,7 @@ class IngestAuditLog(AuditLog):
     def __init__(self, env: dict[str, str], subject_keys: SubjectKeys) -> None:
         super().__init__(env=env, subject_keys=subject_keys)
         self.prefetch_enabled = (
-            type(self.recorder).__module__ == "eventsourcing.postgres"
+            isinstance(self.recorder, PostgresApplicationRecorder)
             and self.repository.cache is not None
         )
 
@@ -246,10 +248,10 @@ class IngestAuditLog(AuditLog):
             repository.put_back_unchanged()
             repository.end()
 
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
+    def save_events(self, events: list[AuditedAggregate.Event]) -> list[Recording[UUID]]:
         repository = self.batch_repository
         try:
-            recordings = super().save(*objs, **kwargs)
+            recordings = super().save_events(events)
         except IntegrityError:
             # Someone else wrote: forget the snapshot, let the retry read afresh.
             repository.forget_snapshot()

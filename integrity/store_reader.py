@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from eventsourcing.postgres import PostgresApplicationRecorder
+
 from sferum_audit.integrity.leaf_encoding import RawRow
 
 if TYPE_CHECKING:
@@ -212,7 +214,7 @@ def open_reader(recorder: ApplicationRecorder) -> StoreReader:
         if pool is not None and not getattr(pool, "is_sqlite_memory_mode", True):
             table: str = getattr(recorder, "events_table_name", "stored_events")
             return _SQLiteReader(pool.db_name, table)
-    if module == "eventsourcing.postgres" and datastore is not None:
+    if isinstance(recorder, PostgresApplicationRecorder) and datastore is not None:
         return _postgres_reader(recorder)
     return _NotificationReader(recorder)
 

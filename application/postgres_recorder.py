@@ -1,0 +1,56 @@
+"""The PostgreSQL event recorder, inserting a batch's events as four binary arrays.
+
+``eventsourcing``'s recorder sends a batch as one array of a composite type in text
+format; psycopg builds that text in Python, escaping every field with regular
+expressions, which cost more than PostgreSQL's own work on a batch of a thousand
+commands. This recorder sends the same rows as four arrays (ids, versions, topics,
+states) in binary format, which psycopg dumps in C. Everything else is the library's:
+the same table, the same exclusive table lock that keeps positions in commit order, the
+same NOTIFY, the same positions returned in the order of the events given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+
+class BinaryInsertRecorder(PostgresApplicationRecorder):
+    """``PostgresApplicationRecorder`` with a binary, column-wise batch insert."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.insert_events_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(datastore.schema),
+            table=Identifier(events_table_name),
+            id_type=Identifier(datastore.originator_id_type),
+        )
+
+    def _insert_stored_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_events_statement,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+            prepare=True,
+        )
