@@ -48,7 +48,11 @@ class CommandReceipt(AuditedAggregate):
         self.command_id = command_id
         self.command_type = command_type
         self.fingerprint = fingerprint
-        self.events = [(UUID(aggregate_id), int(version)) for aggregate_id, version in events]
+        self.events = events
+
+    def recorded(self) -> list[tuple[UUID, int]]:
+        """(aggregate id, version) of each event the command recorded."""
+        return [(UUID(aggregate_id), int(version)) for aggregate_id, version in self.events]
 
     def check_same_command(self, command: CommandBase) -> None:
         """Refuses a different command sent under this receipt's id."""

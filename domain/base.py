@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -13,6 +14,9 @@ from sferum_audit.domain.context import CommandContext
 ID_NAMESPACE = UUID("6f1d3c1e-5a43-4b5e-9a55-2f8f6c2d7a10")
 
 
+# The same few schools, chats and people are named by command after command; a bounded
+# cache spares recomputing their UUIDv5 (a SHA-1) each time.
+@lru_cache(maxsize=1 << 17)
 def stable_id(kind: str, *keys: str) -> UUID:
     """The aggregate id of ``kind`` named by ``keys`` (a UUIDv5: pseudonymous, repeatable)."""
     return uuid5(ID_NAMESPACE, "/".join((kind, *keys)))

@@ -34,15 +34,15 @@ def before_save(
     """Runs ``interlude`` just before each of ``app``'s first ``times`` saves; returns the
     list of save attempts (their number of items)."""
     attempts: list[int] = []
-    real_save = app.save
+    real_save = app.save_events
 
-    def save(*objects, **kwargs):  # type: ignore[no-untyped-def]
-        attempts.append(len(objects))
+    def save_events(events):  # type: ignore[no-untyped-def]
+        attempts.append(len(events))
         if len(attempts) <= times:
             interlude()
-        return real_save(*objects, **kwargs)
+        return real_save(events)
 
-    monkeypatch.setattr(app, "save", save)
+    monkeypatch.setattr(app, "save_events", save_events)
     return attempts
 
 
