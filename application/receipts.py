@@ -8,9 +8,11 @@ conflict on the receipt's version and the loser is retried, then finds it.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
+from eventsourcing.utils import get_topic
 
 from sferum_audit.application.commands import CommandBase
 from sferum_audit.domain.base import AuditedAggregate, stable_id
@@ -36,7 +38,15 @@ class CommandReceipt(AuditedAggregate):
     def create_id(command_id: str) -> UUID:
         return stable_id("command", command_id)
 
-    @event("Recorded")
+    class Recorded(AuditedAggregate.Created):
+        """A command was recorded, with these events."""
+
+        command_id: str
+        command_type: str
+        fingerprint: str
+        events: list[list[str]]
+
+    @event(Recorded)
     def __init__(
         self,
         ctx: CommandContext,
@@ -54,6 +64,35 @@ class CommandReceipt(AuditedAggregate):
         """(aggregate id, version) of each event the command recorded."""
         return [(UUID(aggregate_id), int(version)) for aggregate_id, version in self.events]
 
+    @classmethod
+    def receipt_event(
+        cls,
+        ctx: CommandContext,
+        command_id: str,
+        command_type: str,
+        fingerprint: str,
+        events: list[list[str]],
+    ) -> CommandReceipt.Recorded:
+        """The receipt's one event, made without building the aggregate around it.
+
+        A batch makes one receipt per command and only stores it; this is the event
+        ``CommandReceipt(...)`` would trigger, without the aggregate's construction.
+        """
+        # The event classes are dataclasses made at run time, so their fields are passed
+        # as a mapping the type checker does not try to match.
+        fields: dict[str, Any] = {
+            "originator_id": cls.create_id(command_id),
+            "originator_version": cls.INITIAL_VERSION,
+            "timestamp": cls.Recorded.create_timestamp(),
+            "originator_topic": _RECEIPT_TOPIC,
+            "ctx": ctx,
+            "command_id": command_id,
+            "command_type": command_type,
+            "fingerprint": fingerprint,
+            "events": events,
+        }
+        return cls.Recorded(**fields)
+
     def check_same_command(self, command: CommandBase) -> None:
         """Refuses a different command sent under this receipt's id."""
         if fingerprint_of(command) != self.fingerprint:
@@ -61,3 +100,6 @@ class CommandReceipt(AuditedAggregate):
                 f"command id {self.command_id} already recorded a different "
                 f"{self.command_type} command; use a new id for a new command"
             )
+
+
+_RECEIPT_TOPIC = get_topic(CommandReceipt)

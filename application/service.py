@@ -144,7 +144,7 @@ class AuditLog(Application[UUID]):
         for attempt in range(self.conflict_retries + 1):
             uow, outcomes = self._decide(commands)
             receipts = [
-                CommandReceipt(
+                CommandReceipt.receipt_event(
                     ctx=o.command.context(),
                     command_id=o.command.command_id,
                     command_type=o.command.type,
@@ -155,8 +155,7 @@ class AuditLog(Application[UUID]):
                 if o.error is None and o.duplicate_of is None
             ]
             new_events = in_command_order(uow, outcomes)
-            for receipt in receipts:
-                new_events.extend(receipt.collect_events())  # type: ignore[arg-type]  # a receipt's events are AuditedAggregate.Events
+            new_events.extend(receipts)
             self.personal_data.prepare(new_events)
             try:
                 recordings = self.save_events(new_events)
