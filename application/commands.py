@@ -392,6 +392,11 @@ def parse_command(raw: str | bytes | dict[str, Any]) -> Command:
     """A typed command from JSON text or a decoded object, or ``CommandRejected``."""
     if isinstance(raw, str | bytes):
         try:
+            # The common case in one step, parsed and validated by pydantic-core.
+            return COMMAND_ADAPTER.validate_json(raw)
+        except ValidationError:
+            pass  # explained below, in the same words as for a decoded object
+        try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise CommandRejected(f"not valid JSON: {error}", code="invalid-json") from None

@@ -15,7 +15,7 @@ from eventsourcing.domain import event
 from eventsourcing.utils import get_topic
 
 from sferum_audit.application.commands import CommandBase
-from sferum_audit.domain.base import AuditedAggregate, stable_id
+from sferum_audit.domain.base import AuditedAggregate, unique_stable_id
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
 
@@ -36,7 +36,7 @@ class CommandReceipt(AuditedAggregate):
 
     @staticmethod
     def create_id(command_id: str) -> UUID:
-        return stable_id("command", command_id)
+        return unique_stable_id("command", command_id)
 
     class Recorded(AuditedAggregate.Created):
         """A command was recorded, with these events."""

@@ -14,12 +14,18 @@ from sferum_audit.domain.context import CommandContext
 ID_NAMESPACE = UUID("6f1d3c1e-5a43-4b5e-9a55-2f8f6c2d7a10")
 
 
+def unique_stable_id(kind: str, *keys: str) -> UUID:
+    """``stable_id`` for keys named once (a command id), kept out of ``stable_id``'s cache,
+    where they would only push out the ids that recur."""
+    return uuid5(ID_NAMESPACE, "/".join((kind, *keys)))
+
+
 # The same few schools, chats and people are named by command after command; a bounded
 # cache spares recomputing their UUIDv5 (a SHA-1) each time.
 @lru_cache(maxsize=1 << 17)
 def stable_id(kind: str, *keys: str) -> UUID:
     """The aggregate id of ``kind`` named by ``keys`` (a UUIDv5: pseudonymous, repeatable)."""
-    return uuid5(ID_NAMESPACE, "/".join((kind, *keys)))
+    return unique_stable_id(kind, *keys)
 
 
 class AuditedAggregate(Aggregate):
