@@ -78,22 +78,28 @@ class SubjectKeys:
 
     def ensure_keys(self, subject_ids: Iterable[str]) -> None:
         """Makes sure every subject that is not forgotten has a key, in one transaction."""
-        wanted = {s for s in subject_ids if s not in self._cache}
+        wanted = sorted({s for s in subject_ids if s not in self._cache})
         if not wanted:
             return
-        self._load(wanted)
-        missing = [s for s in wanted if s not in self._cache]
-        if not missing:
-            return
+        # Insert first: in a running service nearly every subject not cached is new, so
+        # one statement usually settles them all. A subject already stored (by another
+        # writer, or before a restart, or forgotten) conflicts and is read as stored.
         now = datetime.now(UTC)
         dialect_insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
-        statement = dialect_insert(subject_keys).on_conflict_do_nothing(
-            index_elements=["subject_id"]
+        statement = (
+            dialect_insert(subject_keys)
+            .on_conflict_do_nothing(index_elements=["subject_id"])
+            .returning(subject_keys.c.subject_id, subject_keys.c.key)
         )
-        rows = [{"subject_id": s, "key": os.urandom(KEY_BYTES), "created_at": now} for s in missing]
+        rows = [{"subject_id": s, "key": os.urandom(KEY_BYTES), "created_at": now} for s in wanted]
         with self._engine.begin() as conn:
-            conn.execute(statement, rows)
-        self._load(set(missing))  # another writer may have won a race: read what is stored
+            made = list(conn.execute(statement, rows))
+        with self._lock:
+            for subject_id, key in made:
+                self._cache[subject_id] = key
+        stored_before = {s for s in wanted if s not in self._cache}
+        if stored_before:
+            self._load(stored_before)
 
     def refresh_forgotten(self) -> None:
         """Drops keys that another process destroyed since the last look (one small query),
