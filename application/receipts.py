@@ -8,6 +8,7 @@ conflict on the receipt's version and the loser is retried, then finds it.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +36,7 @@ class CommandReceipt(AuditedAggregate):
     """Which events (aggregate id, version) one command recorded."""
 
     @staticmethod
+    @lru_cache(maxsize=1 << 13)  # a batch asks for each of its commands' ids three times
     def create_id(command_id: str) -> UUID:
         return unique_stable_id("command", command_id)
 

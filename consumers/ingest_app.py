@@ -308,19 +308,20 @@ class IngestAuditLog(AuditLog):
 
     def _versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
         from psycopg import sql as pgsql
+        from psycopg.rows import tuple_row
 
         recorder: Any = self.recorder
         datastore = recorder.datastore
         query = pgsql.SQL(
             "SELECT originator_id, max(originator_version) AS version FROM {}.{} "
-            "WHERE originator_id = ANY(%s::uuid[]) GROUP BY originator_id"
+            "WHERE originator_id = ANY(%b::uuid[]) GROUP BY originator_id"
         ).format(
             pgsql.Identifier(datastore.schema or "public"),
             pgsql.Identifier(recorder.events_table_name),
         )
-        with datastore.get_connection() as conn, conn.cursor() as cursor:
+        with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
             cursor.execute(query, (list(ids),))
-            return {row["originator_id"]: int(row["version"]) for row in cursor.fetchall()}
+            return dict(cursor.fetchall())
 
 
 def build_ingest_audit_log(settings: Settings | None = None) -> IngestAuditLog:
