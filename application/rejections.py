@@ -52,13 +52,14 @@ import base64
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.application import Application
 from eventsourcing.domain import event
 
 from sferum_audit.application.personal_data_mapper import NONCE_BYTES, PersonalDataMapper
@@ -339,3 +340,25 @@ def read_payload(keys: SubjectKeys, state: dict[str, Any]) -> tuple[str, Payload
         return ERASED, "erased"
     text = open_payload(keys, state["originator_id"], envelope)
     return (ERASED, "erased") if text is None else (text, "readable")
+
+
+REJECTION_TOPIC: Final = f"{RejectedCommand.__module__}:{RejectedCommand.__qualname__}.Recorded"
+
+
+def rejections_naming(
+    app: Application[UUID], person_id: str, page_size: int = 1000
+) -> Iterator[int]:
+    """Log positions of the kept rejections whose payload names ``person_id`` (so that
+    forgetting them makes it unreadable); the stored bytes are searched for the id first."""
+    needles = {person_id.encode(), json.dumps(person_id)[1:-1].encode("ascii")}
+    start = 1
+    while page := app.recorder.select_notifications(start, page_size, topics=[REJECTION_TOPIC]):
+        for notification in page:
+            if not any(needle in notification.state for needle in needles):
+                continue
+            event: Any = app.mapper.to_domain_event(notification)
+            if person_id in (getattr(event, "named_persons", None) or ()):
+                yield notification.id
+        if len(page) < page_size:
+            return
+        start = page[-1].id + 1

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sferum_audit.application.rejections import RejectedCommand, read_payload
+from sferum_audit.application.rejections import REJECTION_TOPIC, read_payload
 from sferum_audit.application.service import AuditLog
 
 PAGE_SIZE = 1000
-REJECTION_TOPIC = f"{RejectedCommand.__module__}:{RejectedCommand.__qualname__}.Recorded"
 COLUMNS = (
     "position",
     "rejected_at",
