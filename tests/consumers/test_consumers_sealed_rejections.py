@@ -348,3 +348,34 @@ def test_a_rejection_kept_in_plain_text_shows_as_plain_and_cannot_be_erased(
     assert (row["payload"], row["payload_state"]) == ("{kept before sealing", "plain")
     with pytest.raises(PayloadNotErasable):
         erase_rejected_payload(app, legacy.id, by="anyone", basis="too late")
+
+
+async def test_an_erasure_arriving_over_the_ingest_erases_the_payloads_naming_the_person(
+    app: AuditLog, unique: str
+) -> None:
+    school = School(app, unique)
+    actor, author, other = school.pupils
+    first, second = await refuse(
+        app,
+        school.id,
+        school.removal_by_a_pupil(actor, author, "о нём"),
+        school.removal_by_a_pupil(other, other, "о другом"),
+    )
+    erasure = school.command(
+        "erase-personal-data",
+        school.admin,
+        "administrator",
+        erasure_id=f"er-{unique}",
+        subject_id=author,
+        requested_by=author,
+        basis="request No. 2",
+    )
+    message = await build_message(
+        json.dumps(erasure).encode(), f"sferum.ingest.0.{school.id}.erase-personal-data"
+    )
+    options = PipelineSettings(instance_id="sealed", metrics_port=None)
+    report = await IngestProcessor(app, options, NoTransport()).process([message])
+    assert report.recorded == 1
+    rows = rows_by_position(app)
+    assert rows[first]["payload_state"] == "erased"
+    assert rows[second]["payload_state"] == "readable"
