@@ -88,7 +88,7 @@ PERSON_ID_FIELDS: Final = (
     "first_administrator_id",
 )
 PERSON_LIST_FIELDS: Final = ("children",)
-_ID = re.compile(r"^[^\s]{1,200}$")
+_ID = re.compile(r"[^\s]{1,200}")
 
 PayloadState = Literal["readable", "erased", "plain"]
 
@@ -198,7 +198,7 @@ def named_persons(data: bytes) -> list[str]:
         value = parsed.get(name)
         if isinstance(value, list):
             candidates += value
-    found = {c for c in candidates if isinstance(c, str) and _ID.match(c) is not None}
+    found = {c for c in candidates if isinstance(c, str) and _ID.fullmatch(c) is not None}
     found.discard(SYSTEM_ACTOR)
     return sorted(found)
 

@@ -166,7 +166,7 @@ def test_a_payload_names_its_actor_its_person_fields_and_children() -> None:
         "actor": {"id": "a-1", "role": "parent"},
         "author_id": "b-2",
         "subject_id": "c-3",
-        "children": ["d-4", "not an id", 7],
+        "children": ["d-4", "not an id", 7, "e-5\n"],
         "chat_id": "chat-9",
         "profile_id": "x" * 201,
     }
