@@ -1,12 +1,14 @@
 """Tamper evidence and erasure on the command line: ``seal``, ``verify``, ``prove``,
-``check-proof``, ``public-key`` and ``forget``.
+``check-proof``, ``public-key``, ``forget`` and ``forget-rejected``.
 
 ``seal`` catches the Merkle tree up with the log and signs a checkpoint; ``verify``
 recomputes every leaf from the store and checks it against the signed checkpoints,
 naming the first bad position (exit 1); ``prove`` writes an inclusion proof for one
 event or a consistency proof between two checkpoints, and ``check-proof`` checks such a
 file offline with nothing but the log's public key. ``forget`` erases a person's
-personal data (152-FZ) and writes the destruction act and the log extract. The
+personal data (152-FZ), including the refused commands' payloads that name them, and
+writes the destruction act and the log extract; ``forget-rejected`` erases one refused
+payload that names nobody the service can tell (e.g. bytes that are not JSON). The
 evidence lives in ``<data_dir>/integrity/``; see ``sferum_audit.integrity``.
 """
 
@@ -264,8 +266,9 @@ def forget_command(
     """Erases a person's personal data: records it, destroys their key, writes the act.
 
     The erasure is recorded as an event holding no personal data and the person's key is
-    destroyed, so every view and export shows their personal fields as [erased], while
-    positions, counts and every proof stay valid. The destruction act and the log extract
+    destroyed, so every view and export shows their personal fields as [erased], and so
+    does `rejected` for every refused command whose payload names them, while positions,
+    counts and every proof stay valid. The destruction act and the log extract
     (Roskomnadzor Order No. 179) are written under <data_dir>/erasures/.
     """
     from sferum_audit.application.erasure import erase
@@ -335,11 +338,53 @@ def forget_command(
     act.integrity = integrity
     json_path, text_path = write_act(folder, act)
     typer.echo(f"erased personal data of {subject} (erasure {act_id}, {result.status})")
+    if outcome.rejected_payloads:
+        positions = ", ".join(str(p) for p in outcome.rejected_payloads)
+        typer.echo(
+            f"{len(outcome.rejected_payloads)} rejected command payload(s) naming them are "
+            f"unreadable now (positions {positions})"
+        )
     typer.echo(f"destruction act and log extract: {json_path}")
     typer.echo(f"readable act: {text_path}")
     if "inclusion_proof" in integrity:
         typer.echo(f"proof that the erasure is in the log: {integrity['inclusion_proof']}")
     _refresh_views(app, settings, rebuild_views)
+
+
+def forget_rejected_command(
+    ctx: typer.Context,
+    position: Annotated[
+        int, typer.Argument(help="Log position of the rejected command (see `rejected`).", min=1)
+    ],
+    basis: Annotated[
+        str, typer.Option("--basis", help="Why: the request and its legal basis, or a note.")
+    ],
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Profile id of the platform administrator who erases (of the rejection's "
+            "school, when the log knows it).",
+        ),
+    ],
+) -> None:
+    """Erases the payload of one refused command: records it, then destroys its key.
+
+    For a payload that holds personal data but names nobody `forget` could reach: bytes
+    that are not JSON, or a name at a place the command schema does not put one. The
+    error code and message stay readable; `rejected` shows the payload as [erased].
+    """
+    from sferum_audit.application.erasure import erase_rejected_payload, rejection_at
+    from sferum_audit.domain.errors import DomainError
+
+    app = _audit_log(ctx)
+    try:
+        done = erase_rejected_payload(app, rejection_at(app, position), by=by, basis=basis)
+    except DomainError as exc:
+        raise _fail(f"{exc.code}: {exc}") from None
+    recorded = f"recorded at position {done.position}" if done.position else "recorded before"
+    key = "key destroyed now" if done.key_destroyed_now else "key was already destroyed"
+    typer.echo(f"erased the payload of the rejected command at {position} ({recorded}; {key})")
 
 
 def _seal_and_prove(
@@ -418,3 +463,4 @@ def register(app: typer.Typer) -> None:
     app.command("public-key")(public_key_command)
     app.command("checkpoint")(checkpoint_command)
     app.command("forget")(forget_command)
+    app.command("forget-rejected")(forget_rejected_command)

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 class OutputFormat(StrEnum):
@@ -81,7 +82,8 @@ def emit(
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*(cell(row.get(c)) for c in columns))
+            # Text, not markup: "[erased]" and other bracketed values are data, not styles.
+            table.add_row(*(Text(cell(row.get(c))) for c in columns))
             count += 1
         Console(file=out, soft_wrap=False, width=None if out is sys.stdout else 200).print(table)
     return count

@@ -179,7 +179,11 @@ def rejected(
         OutputFormat.table
     ),
 ) -> None:
-    """Commands the ingest refused, with the original payload and the reason."""
+    """Commands the ingest refused: why, and the original payload while it is readable.
+
+    The payload is sealed under the keys of the people it names (and of the rejection
+    itself); once any of them is forgotten it shows as [erased] (payload_state "erased").
+    """
     from sferum_audit.application.bootstrap import build_audit_log
 
     app = build_audit_log(_settings(ctx))

@@ -7,7 +7,8 @@ For each batch, in the order JetStream delivered it:
 2. the valid commands are recorded together by ``AuditLog.handle_batch`` (one
    transaction), each accepted or refused on its own; a refused command does not take
    its batch down;
-3. refused deliveries are kept as ``RejectedCommand`` records with the original payload;
+3. refused deliveries are kept as ``RejectedCommand`` records, the original payload sealed
+   under the keys of the people it names (see ``application.rejections``);
 4. every message that was recorded, found to be a duplicate, or refused is acked, and a
    publisher that asked for an answer (``reply_to`` header) gets one.
 
@@ -22,7 +23,6 @@ retried and, in the end, dead-lettered.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
@@ -40,12 +40,18 @@ from nats.errors import Error as NatsError
 from nats.errors import NotJSMessageError
 
 from sferum_audit.application.commands import Command, CommandRejected, parse_command
-from sferum_audit.application.rejections import RejectedCommand, system_context
+from sferum_audit.application.rejections import (
+    RejectedCommand,
+    new_rejection,
+    subjects_to_key,
+    system_context,
+)
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.metrics import Metrics
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.subjects import Subjects
+from sferum_audit.domain.context import CommandContext
 
 log = structlog.get_logger("sferum_audit.ingest")
 
@@ -122,11 +128,20 @@ class BatchReport:
     samples: list[tuple[float, float, int]] = field(default_factory=list)
 
 
-def _payload_text(data: bytes) -> tuple[str, str]:
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(data).decode("ascii"), "base64"
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What a refused delivery's record is made of; it is sealed and saved off the event
+    loop, since sealing reads (and may create) subject keys in the database."""
+
+    ctx: CommandContext
+    delivery_key: str
+    school_id: str | None
+    command_type: str | None
+    command_id: str | None
+    subject: str
+    error_code: str
+    error_message: str
+    data: bytes
 
 
 class IngestProcessor:
@@ -285,8 +300,8 @@ class IngestProcessor:
                 delivery.result, delivery.failure = None, error
 
     async def _keep_rejections(self, deliveries: list[Delivery]) -> None:
-        records = [self._rejection_record(d) for d in deliveries]
-        kept = [r for r in records if r is not None]
+        refusals = [self._refusal(d) for d in deliveries]
+        kept = [r for r in refusals if r is not None]
         if not kept:
             return
         try:
@@ -298,7 +313,7 @@ class IngestProcessor:
                 ):
                     delivery.failure = error
 
-    def _rejection_record(self, delivery: Delivery) -> RejectedCommand | None:
+    def _refusal(self, delivery: Delivery) -> Refusal | None:
         if delivery.rejection is not None:
             code, message = delivery.rejection.code, delivery.rejection.message
             ctx = system_context(delivery.key)
@@ -309,8 +324,7 @@ class IngestProcessor:
             ctx = delivery.command.context()
         else:
             return None
-        payload, encoding = _payload_text(delivery.msg.data)
-        return RejectedCommand(
+        return Refusal(
             ctx=ctx,
             delivery_key=delivery.key,
             school_id=delivery.school_id,
@@ -319,11 +333,33 @@ class IngestProcessor:
             subject=delivery.msg.subject,
             error_code=code,
             error_message=message,
-            payload=payload,
-            payload_encoding=encoding,
+            data=delivery.msg.data,
         )
 
-    def _save_rejections(self, records: list[RejectedCommand]) -> None:
+    def _rejection_records(self, refusals: list[Refusal]) -> list[RejectedCommand]:
+        """The records, payloads sealed; keys destroyed elsewhere are seen first, and the
+        keys the batch needs are made in one transaction."""
+        keys = self.app.subject_keys
+        keys.refresh_forgotten()
+        keys.ensure_keys(subjects_to_key((r.delivery_key, r.data) for r in refusals))
+        return [
+            new_rejection(
+                keys,
+                ctx=r.ctx,
+                delivery_key=r.delivery_key,
+                school_id=r.school_id,
+                command_type=r.command_type,
+                command_id=r.command_id,
+                subject=r.subject,
+                error_code=r.error_code,
+                error_message=r.error_message,
+                data=r.data,
+            )
+            for r in refusals
+        ]
+
+    def _save_rejections(self, refusals: list[Refusal]) -> None:
+        records = self._rejection_records(refusals)
         try:
             self.app.save(*records)
         except IntegrityError:

@@ -1,15 +1,19 @@
-"""Reading the refused commands back from the log (``sferum-audit rejected``)."""
+"""Reading the refused commands back from the log (``sferum-audit rejected``).
+
+The reason (code, message, subject, school, command type and id) is always shown; the
+payload is opened with its subjects' keys and shown as ``[erased]`` (``payload_state``
+``erased``) once any of them is destroyed (see ``application.rejections``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from sferum_audit.application.rejections import RejectedCommand
+from sferum_audit.application.rejections import REJECTION_TOPIC, read_payload
 from sferum_audit.application.service import AuditLog
 
 PAGE_SIZE = 1000
-REJECTION_TOPIC = f"{RejectedCommand.__module__}:{RejectedCommand.__qualname__}.Recorded"
 COLUMNS = (
     "position",
     "rejected_at",
@@ -20,6 +24,8 @@ COLUMNS = (
     "error_message",
     "subject",
     "payload",
+    "payload_state",
+    "named_persons",
 )
 
 
@@ -32,6 +38,8 @@ def rejected_commands(
     limit: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Each kept rejection in log order, optionally only one school's or one error code's."""
+    keys = app.subject_keys
+    keys.refresh_forgotten()  # a key destroyed since this process read it is gone here too
     shown = 0
     while page := app.recorder.select_notifications(start, PAGE_SIZE, topics=[REJECTION_TOPIC]):
         for notification in page:
@@ -43,6 +51,7 @@ def rejected_commands(
             if limit is not None and shown >= limit:
                 return
             shown += 1
+            payload, state = read_payload(keys, vars(event))
             yield {
                 "position": notification.id,
                 "rejected_at": event.timestamp,
@@ -53,8 +62,10 @@ def rejected_commands(
                 "error_message": event.error_message,
                 "subject": event.subject,
                 "delivery_key": event.delivery_key,
-                "payload": event.payload,
+                "payload": payload,
+                "payload_state": state,
                 "payload_encoding": event.payload_encoding,
+                "named_persons": list(getattr(event, "named_persons", None) or []),
                 "actor_id": event.ctx.actor_id,
                 "correlation_id": event.ctx.correlation_id,
             }
