@@ -7,9 +7,9 @@ by ``command_id`` and retry optimistic-concurrency conflicts.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -87,13 +87,23 @@ def event_type_of(topic: str) -> str:
 def in_command_order(uow: UnitOfWork, outcomes: list[_Outcome]) -> list[AuditedAggregate.Event]:
     """The batch's new events in the order their commands came, so the global log reads as
     the story happened; within a command, in the order they were triggered."""
-    command_of = {ref: index for index, o in enumerate(outcomes) for ref in o.refs}
-    pending = [aggregate.collect_events() for aggregate in uow.aggregates()]
-    merged = heapq.merge(
-        *pending,
-        key=lambda e: (command_of[(e.originator_id, e.originator_version)], e.timestamp),
-    )
-    return list(merged)  # type: ignore[arg-type]  # every event here is an AuditedAggregate.Event
+    pending: dict[tuple[UUID, int], AuditedAggregate.Event] = {
+        (event.originator_id, event.originator_version): event  # type: ignore[misc]  # every event here is an AuditedAggregate.Event
+        for aggregate in uow.aggregates()
+        for event in aggregate.collect_events()
+    }
+    ordered: list[AuditedAggregate.Event] = []
+    for outcome in outcomes:
+        events = [pending[ref] for ref in outcome.refs]
+        events.sort(key=_triggered_at)
+        ordered.extend(events)
+    if len(ordered) != len(pending):  # an event no command claims would be lost: refuse
+        raise RuntimeError("the batch's events and its commands' changes disagree")
+    return ordered
+
+
+def _triggered_at(event: AuditedAggregate.Event) -> datetime:
+    return event.timestamp
 
 
 class AuditLog(Application[UUID]):
