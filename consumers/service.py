@@ -21,6 +21,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from sferum_audit.application.garbage_collection import tune_for_batches
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.consumers.broker import (
@@ -162,6 +163,7 @@ class Pipeline:
         self.js = self.nc.jetstream()
         self.topology = await ensure_topology(self.js, options)
         if self.app is None:
+            tune_for_batches()
             self.app = await asyncio.to_thread(build_ingest_audit_log, self.settings)
         self.broker = build_broker(self.servers, options, reconnected_cb=self._broker_reconnected)
         await self.broker.start()

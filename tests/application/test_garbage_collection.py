@@ -1,0 +1,36 @@
+"""The batch processes collect garbage less often, without turning the collector off."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from sferum_audit.application.garbage_collection import YOUNG_THRESHOLD, tune_for_batches
+
+
+@pytest.fixture
+def restored_thresholds() -> Iterator[tuple[int, int, int]]:
+    before = gc.get_threshold()
+    try:
+        yield before
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_tuning_raises_only_the_young_threshold_and_keeps_collection_on(
+    restored_thresholds: tuple[int, int, int],
+) -> None:
+    gc.set_threshold(700, 10, 10)
+    tune_for_batches()
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+    assert gc.isenabled()
+
+
+def test_tuning_never_lowers_a_higher_threshold_set_by_the_operator(
+    restored_thresholds: tuple[int, int, int],
+) -> None:
+    gc.set_threshold(YOUNG_THRESHOLD * 2, 10, 10)
+    tune_for_batches()
+    assert gc.get_threshold()[0] == YOUNG_THRESHOLD * 2
