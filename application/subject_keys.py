@@ -17,6 +17,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.schema import CreateTable
 
 from sferum_audit.application.settings import Settings
 
@@ -60,7 +61,10 @@ class SubjectKeys:
         self._loaded_all = False
         self._forgotten_seen_until = datetime.min.replace(tzinfo=UTC)
         self._lock = threading.Lock()
-        metadata.create_all(engine)
+        # IF NOT EXISTS: the service and a CLI command may open the same new store at once,
+        # and create_all's check-then-create lets both try to create the table.
+        with engine.begin() as conn:
+            conn.execute(CreateTable(subject_keys, if_not_exists=True))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SubjectKeys:
