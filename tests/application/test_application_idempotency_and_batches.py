@@ -249,3 +249,21 @@ def test_commands_of_a_batch_see_each_others_effects(school: SchoolBuilder) -> N
         ("rejected", "invitation-not-usable"),
     ]
     assert school.chat("class-5a").members == {STUDENT.id: "student"}
+
+
+def test_each_result_names_the_position_where_its_event_is_stored(school: SchoolBuilder) -> None:
+    commands = [
+        school.command("create-class", ADMIN, class_id=f"9{n}", name=f"9-{n}") for n in range(30)
+    ]
+    results = school.app.handle_batch(commands)
+    events = [e for r in results for e in r.events]
+    assert len(events) >= 30
+    first = min(e.position for e in events)
+    stored = {
+        n.id: (str(n.originator_id), n.originator_version, n.topic)
+        for n in school.app.recorder.select_notifications(first, len(events) * 2)
+    }
+    for event in events:
+        aggregate_id, version, topic = stored[event.position]
+        assert (aggregate_id, version) == (event.aggregate_id, event.version)
+        assert topic.endswith(event.type)
