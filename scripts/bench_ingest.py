@@ -11,7 +11,8 @@
 4. **naive**: one command per transaction (fetch, parse, ``AuditLog.handle``, ack) over the
    first ``--naive-commands`` of the same messages, on another fresh schema.
 5. **lag**: a fresh stream and schema, the pipeline with the audit-trail view follower,
-   commands published at a steady ``--lag-rate`` for ``--lag-seconds``; lag from the
+   commands published at a steady ``--lag-rate`` for ``--lag-seconds`` by a separate
+   publisher process (as the platform's integration would be); lag from the
    message's arrival in JetStream to the moment it is recorded (acked), and to the moment
    the audit-trail view has applied its last event (p50, p99).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import statistics
@@ -210,7 +212,6 @@ async def end_to_end_processes(
     url: str, settings: Settings, options: PipelineSettings, count: int, processes: int
 ) -> Run:
     """The same ingest as ``processes`` instances sharing the partitions (scale-out)."""
-    import json
     import subprocess
 
     workers = []
@@ -239,7 +240,6 @@ async def end_to_end_processes(
 
 def worker(payload: str) -> int:
     """One instance of the ingest for ``end_to_end_processes``; stops on SIGTERM."""
-    import json
     import signal
 
     data = json.loads(payload)
@@ -253,6 +253,41 @@ def worker(payload: str) -> int:
 
     configure_logging(Settings(log_level=os.environ.get("BENCH_WORKER_LOG", "WARNING")))
     asyncio.run(run())
+    return 0
+
+
+def publish_steadily(order_json: str) -> int:
+    """The lag phase's publisher, in its own process: ``count`` commands at ``rate``/s.
+    Prints the seconds it took as JSON."""
+    order = json.loads(order_json)
+
+    async def run() -> float:
+        nc = await nats.connect(order["url"])
+        js = nc.jetstream()
+        publisher = CommandPublisher(js, prefix=order["prefix"])
+        commands = workload(order["count"], order["run"])
+        rate = order["rate"]
+        began = time.perf_counter()
+        per_tick = max(1, round(rate * 0.01))
+        sent = 0
+        pending: list[Any] = []
+        while sent < len(commands):
+            for command in commands[sent : sent + per_tick]:
+                subject, payload, headers = publisher.message(command)
+                pending.append(await js.publish_async(subject, payload, headers=headers))
+            sent = min(len(commands), sent + per_tick)
+            if len(pending) > 2000:
+                await asyncio.gather(*pending)
+                pending = []
+            delay = began + (sent / rate) - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await asyncio.gather(*pending)
+        seconds = time.perf_counter() - began
+        await nc.close()
+        return seconds
+
+    print(json.dumps({"seconds": asyncio.run(run())}))
     return 0
 
 
@@ -302,7 +337,6 @@ async def lag(
     from sferum_audit.projections.runner import start_view_follower
     from sferum_audit.projections.settings import ViewsSettings
 
-    commands = workload(int(rate * seconds), f"{run}l")
     nc = await nats.connect(url)
     js = nc.jetstream()
     await ensure_topology(js, options)
@@ -329,27 +363,26 @@ async def lag(
             await asyncio.sleep(0.01)
 
     watcher = asyncio.create_task(watch())
-    publisher = CommandPublisher(js, prefix=options.subject_prefix)
-    began = time.perf_counter()
-    tick = 0.01
-    per_tick = max(1, round(rate * tick))
-    sent = 0
-    pending: list[Any] = []
-    while sent < len(commands):
-        chunk = commands[sent : sent + per_tick]
-        for command in chunk:
-            subject, payload, headers = publisher.message(command)
-            pending.append(await js.publish_async(subject, payload, headers=headers))
-        sent += len(chunk)
-        if len(pending) > 2000:
-            await asyncio.gather(*pending)
-            pending = []
-        delay = began + (sent / rate) - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-    await asyncio.gather(*pending)
-    publish_seconds = time.perf_counter() - began
-    while processor.settled < len(commands):
+    # The publisher is another process, as the platform's integration would be: its CPU
+    # is not taken from the service being measured.
+    count = int(rate * seconds)
+    order = json.dumps(
+        {
+            "url": url,
+            "prefix": options.subject_prefix,
+            "count": count,
+            "run": f"{run}l",
+            "rate": rate,
+        }
+    )
+    publisher = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--publisher", order, stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await publisher.communicate()
+    if publisher.returncode != 0:
+        raise RuntimeError(f"the publisher process failed ({publisher.returncode})")
+    publish_seconds = float(json.loads(output)["seconds"])
+    while processor.settled < count:
         await asyncio.sleep(0.02)
     samples = [s for report in processor.reports for s in report.samples]
     last = max(position for _, _, position in samples)
@@ -369,9 +402,9 @@ async def lag(
             index += 1
         view_lag.append(view_progress[index][0] - stored)
     return {
-        "commands": len(commands),
+        "commands": count,
         "offered_rate": rate,
-        "achieved_publish_rate": len(commands) / publish_seconds,
+        "achieved_publish_rate": count / publish_seconds,
         "recorded_p50": percentile(recorded_lag, 0.50),
         "recorded_p99": percentile(recorded_lag, 0.99),
         "view_p50": percentile(view_lag, 0.50),
@@ -511,6 +544,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--lag-only", action="store_true", help="only the lag measurement")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schemas")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--publisher", default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -518,4 +552,6 @@ if __name__ == "__main__":
     arguments_ = arguments()
     if arguments_.worker is not None:
         sys.exit(worker(arguments_.worker))
+    if arguments_.publisher is not None:
+        sys.exit(publish_steadily(arguments_.publisher))
     sys.exit(asyncio.run(main(arguments_)))
