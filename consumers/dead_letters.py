@@ -6,6 +6,16 @@ the last error. ``retry`` publishes it again on its command subject, with a new
 ``Nats-Msg-Id`` (``<command id>/retry/<dead-letter sequence>``: JetStream would drop the
 original id within its duplicate window; the store still recognises the command id), and
 deletes it from the dead-letter stream once the commands stream has confirmed it.
+
+**Erasure reaches dead letters by deleting them.** A dead letter is a command that could
+not be recorded, usually because the store was down; it keeps its payload in plain text,
+and it cannot be sealed when it is dead-lettered, since the keys live in that store. So
+forgetting a person (``forget`` or an erasure command over NATS) deletes, with ``purge_naming``,
+every dead letter whose payload names them, at the places the command schema puts persons
+(the same rule as for sealed rejections, ``application.rejections.named_persons``). A
+payload that is not a JSON object names nobody and is left alone, as is personal data at an
+unexpected place: the operator deletes those by hand (``retry`` or the stream's own tools).
+A deleted dead letter is gone, not retried: the command it held is not recorded.
 """
 
 from __future__ import annotations
@@ -16,11 +26,15 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
+from sferum_audit.application.rejections import named_persons
 from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.subjects import Subjects, decode_token
+
+# JetStream's error code for deleting a message the stream no longer has.
+NO_MESSAGE_FOUND = 10057
 
 DLQ_HEADERS = {
     hdr.DLQ_SUBJECT,
@@ -64,6 +78,11 @@ class DeadLetter:
             headers=headers,
             data=bytes(raw.data or b""),
         )
+
+    def names(self, person_id: str) -> bool:
+        """Whether the payload names ``person_id`` where the command schema puts persons
+        (never, when it is not a JSON object)."""
+        return person_id in named_persons(self.data)
 
     @property
     def school_id(self) -> str | None:
@@ -144,3 +163,27 @@ async def retry(
         await js.delete_msg(settings.dead_letter_stream, letter.sequence)
         done.append((letter, ack.seq))
     return done
+
+
+async def purge_naming(
+    js: JetStreamContext, settings: PipelineSettings, person_id: str
+) -> list[int]:
+    """Deletes from the dead-letter stream every dead letter whose payload names
+    ``person_id`` (see the module docstring) and returns their sequences, oldest first.
+
+    Every dead letter is read and parsed: a search of the bytes alone could miss an id
+    written with JSON escapes. One already gone (retried or purged meanwhile) is skipped;
+    running it again deletes nothing more.
+    """
+    deleted: list[int] = []
+    for letter in await dead_letters(js, settings):
+        if not letter.names(person_id):
+            continue
+        try:
+            await js.delete_msg(settings.dead_letter_stream, letter.sequence)
+        except APIError as error:
+            if error.err_code != NO_MESSAGE_FOUND:
+                raise
+            continue
+        deleted.append(letter.sequence)
+    return deleted

@@ -12,6 +12,11 @@ For each batch, in the order JetStream delivered it:
 4. every message that was recorded, found to be a duplicate, or refused is acked, and a
    publisher that asked for an answer (``reply_to`` header) gets one.
 
+An accepted erasure command destroys the person's key once it is recorded, and then has
+the dead letters whose payloads name the person deleted (``purge_dead_letters``, see
+``consumers.dead_letters``); if either fails, the command is redelivered (as a duplicate,
+it does both again).
+
 When the store cannot be reached, nothing is acked: each message is negatively acked with
 the configured backoff and the consumer pauses as long, so later commands of a school do
 not overtake earlier ones. A message whose deliveries are used up goes to the dead-letter
@@ -158,7 +163,10 @@ class IngestProcessor:
         stopping: asyncio.Event | None = None,
         on_recorded: Callable[[], None] | None = None,
         run_sync: Callable[..., Awaitable[Any]] | None = None,
+        purge_dead_letters: Callable[[str], Awaitable[list[int]]] | None = None,
     ) -> None:
+        """``purge_dead_letters`` deletes the dead letters naming a person and returns their
+        sequences; without it (no dead-letter stream, as in memory) nothing is purged."""
         self.app = app
         self.settings = settings
         self.subjects = Subjects(settings.subject_prefix)
@@ -168,6 +176,7 @@ class IngestProcessor:
         self.stopping = stopping or asyncio.Event()
         self.on_recorded = on_recorded
         self._run_sync = run_sync or asyncio.to_thread
+        self._purge_dead_letters = purge_dead_letters
 
     # -- the batch --------------------------------------------------------------------------
 
@@ -286,7 +295,9 @@ class IngestProcessor:
 
     async def _destroy_erased_keys(self, deliveries: list[Delivery]) -> None:
         """An erasure is recorded first, then the subject's key is destroyed (as
-        ``application.erasure.erase`` does); a repeat destroys nothing more."""
+        ``application.erasure.erase`` does) and the dead letters naming them are deleted,
+        which their plain-text payloads leave no other way to erase; a repeat destroys
+        nothing more."""
         for delivery in deliveries:
             command, result = delivery.command, delivery.result
             if command is None or result is None or command.type != ERASE_COMMAND:
@@ -296,8 +307,27 @@ class IngestProcessor:
             subject_id = str(getattr(command, "subject_id", ""))
             try:
                 await self._run_sync(self.app.subject_keys.destroy, subject_id)
+                purged = await self._purge(subject_id)
             except Exception as error:
+                log.warning(
+                    "erasure not finished (key or dead letters); redelivery follows",
+                    command_id=command.command_id,
+                    error=repr(error),
+                )
                 delivery.result, delivery.failure = None, error
+                continue
+            if purged:
+                log.info(
+                    "dead letters naming an erased person deleted",
+                    command_id=command.command_id,
+                    erasure_id=getattr(command, "erasure_id", None),
+                    sequences=purged,
+                )
+
+    async def _purge(self, subject_id: str) -> list[int]:
+        if self._purge_dead_letters is None:
+            return []
+        return await self._purge_dead_letters(subject_id)
 
     async def _keep_rejections(self, deliveries: list[Delivery]) -> None:
         refusals = [self._refusal(d) for d in deliveries]

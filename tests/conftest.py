@@ -16,10 +16,19 @@ import pytest
 from sferum_audit.application.settings import Settings
 
 POSTGRES_URL_VARIABLE = "SFERUM_AUDIT_TEST_POSTGRES_URL"
+# Nothing listens on port 1: commands that reach for the configured NATS (``forget``
+# deletes dead letters there) find none unless a test gives them its own server.
+UNREACHABLE_NATS = "nats://127.0.0.1:1"
 
 
 def postgres_url() -> str | None:
     return os.environ.get(POSTGRES_URL_VARIABLE) or None
+
+
+@pytest.fixture(autouse=True)
+def no_default_nats(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine may run a NATS at the default URL: no test may touch it by default."""
+    monkeypatch.setenv("SFERUM_AUDIT_NATS_URL", UNREACHABLE_NATS)
 
 
 @pytest.fixture
