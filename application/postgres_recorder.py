@@ -36,6 +36,21 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
             id_type=Identifier(datastore.originator_id_type),
         )
 
+    def create_table(self) -> None:
+        """Creates the library's tables and types; safe when instances start together.
+
+        PostgreSQL's IF NOT EXISTS is not safe against a concurrent creator (the loser
+        can hit a unique violation in the catalogue), so instances starting together on
+        a new database take turns, under an advisory lock named after the schema.
+        """
+        lock = f"sferum-audit schema {self.datastore.schema}"
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
+
     def _insert_stored_events(
         self,
         curs: Cursor[DictRow],

@@ -61,9 +61,22 @@ class SubjectKeys:
         self._loaded_all = False
         self._forgotten_seen_until = datetime.min.replace(tzinfo=UTC)
         self._lock = threading.Lock()
-        # IF NOT EXISTS: the service and a CLI command may open the same new store at once,
-        # and create_all's check-then-create lets both try to create the table.
+        self._create_table(engine)
+
+    @staticmethod
+    def _create_table(engine: sa.Engine) -> None:
+        """Creates the key table unless it exists, also when instances start together.
+
+        SQLite's IF NOT EXISTS settles a race between two new instances; PostgreSQL's
+        does not (the loser can hit a unique violation in its catalogue), so there the
+        creators take turns under a transaction-scoped advisory lock.
+        """
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                    {"name": "sferum-audit subject keys"},
+                )
             conn.execute(CreateTable(subject_keys, if_not_exists=True))
 
     @classmethod
