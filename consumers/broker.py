@@ -271,7 +271,8 @@ def document(broker: NatsBroker, settings: PipelineSettings) -> None:
         schema=OutboundEvent,
         title="rejections",
         description="Every rejected command (a RejectedCommand.Recorded event: error code, "
-        "message and the original payload), in the same global order as the events.",
+        "message, the persons it names and the original payload sealed under their keys), "
+        "in the same global order as the events.",
     )
     broker.publisher(
         f"{prefix}.dead-letters.{{school_id}}.{{command_type}}",
@@ -281,7 +282,8 @@ def document(broker: NatsBroker, settings: PipelineSettings) -> None:
         description="Commands whose every delivery failed (store unavailable, or a message "
         "that makes the service fail). The original payload and headers, plus "
         "Sferum-Original-Subject/-Sequence, Sferum-Deliveries, Sferum-Error, "
-        "Sferum-Failed-At. `sferum-audit dead-letters --retry` publishes them again.",
+        "Sferum-Failed-At. `sferum-audit dead-letters --retry` publishes them again; "
+        "erasing a person deletes the dead letters whose payload names them.",
     )
     broker.publisher(
         "{reply_to}",
