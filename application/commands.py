@@ -9,7 +9,7 @@ readable message; nothing else in the service sees untyped input.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -379,6 +379,22 @@ Command = Annotated[
 ]
 
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+# Where commands name persons (profile ids): fields holding one id, and fields holding a
+# list of them. The ingest reads these persons' profiles ahead; a refused payload is
+# sealed under their keys.
+PERSON_ID_FIELDS: Final = (
+    "profile_id",
+    "person_id",
+    "teacher_id",
+    "member_id",
+    "author_id",
+    "affected_profile_id",
+    "requested_by",
+    "subject_id",
+    "first_administrator_id",
+)
+PERSON_LIST_FIELDS: Final = ("children",)
 COMMAND_TYPES: tuple[str, ...] = tuple(
     sorted(
         model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]  # each is a Literal

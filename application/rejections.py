@@ -62,6 +62,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.application import Application
 from eventsourcing.domain import event
 
+from sferum_audit.application.commands import PERSON_ID_FIELDS, PERSON_LIST_FIELDS
 from sferum_audit.application.personal_data_mapper import NONCE_BYTES, PersonalDataMapper
 from sferum_audit.application.subject_keys import KEY_BYTES, SubjectKeys
 from sferum_audit.domain.base import AuditedAggregate, stable_id
@@ -75,19 +76,6 @@ SUBJECT_PREFIX: Final = "rejected-command/"
 ENVELOPE_VERSION: Final = 1
 MAX_NAMED_PERSONS: Final = 100
 
-# Where the command schema (application.commands) names persons: single ids, and lists.
-PERSON_ID_FIELDS: Final = (
-    "profile_id",
-    "person_id",
-    "teacher_id",
-    "member_id",
-    "author_id",
-    "affected_profile_id",
-    "requested_by",
-    "subject_id",
-    "first_administrator_id",
-)
-PERSON_LIST_FIELDS: Final = ("children",)
 _ID = re.compile(r"[^\s]{1,200}")
 
 PayloadState = Literal["readable", "erased", "plain"]

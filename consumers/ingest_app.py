@@ -43,7 +43,7 @@ from eventsourcing.application import (
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from sferum_audit.application.commands import Command
+from sferum_audit.application.commands import PERSON_ID_FIELDS, Command
 from sferum_audit.application.handlers import class_chat_id, parents_chat_id
 from sferum_audit.application.receipts import CommandReceipt
 from sferum_audit.application.service import AuditLog, CommandResult
@@ -58,20 +58,6 @@ from sferum_audit.domain.erasure import Erasure
 from sferum_audit.domain.invitation import Invitation
 from sferum_audit.domain.profile import Profile
 from sferum_audit.domain.school import School
-
-# Command fields that name a person whose profile the handlers may read.
-PERSON_FIELDS = (
-    "profile_id",
-    "person_id",
-    "teacher_id",
-    "member_id",
-    "author_id",
-    "affected_profile_id",
-    "requested_by",
-    "subject_id",
-    "first_administrator_id",
-)
-
 
 _school_id = lru_cache(maxsize=1 << 14)(School.create_id)
 _profile_id = lru_cache(maxsize=1 << 17)(Profile.create_id)
@@ -91,7 +77,7 @@ def likely_reads(command: Command) -> list[UUID]:
         _profile_id(command.actor.id),
     ]
     fields = command.__dict__
-    for name in PERSON_FIELDS:
+    for name in PERSON_ID_FIELDS:
         value = fields.get(name)
         if isinstance(value, str):
             ids.append(_profile_id(value))

@@ -14,7 +14,14 @@ import pytest
 from faststream.nats.testing import build_message
 
 from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.commands import ErasePersonalData, parse_command
+from sferum_audit.application.commands import (
+    PERSON_ID_FIELDS,
+    PERSON_LIST_FIELDS,
+    CommandBase,
+    ContentAction,
+    ErasePersonalData,
+    parse_command,
+)
 from sferum_audit.application.erasure import (
     ErasureOutcome,
     UnknownRejection,
@@ -24,7 +31,6 @@ from sferum_audit.application.erasure import (
 )
 from sferum_audit.application.rejections import (
     MAX_NAMED_PERSONS,
-    PERSON_ID_FIELDS,
     PayloadNotErasable,
     RejectedCommand,
     named_persons,
@@ -33,7 +39,6 @@ from sferum_audit.application.rejections import (
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.consumers.ingest import IngestProcessor
-from sferum_audit.consumers.ingest_app import PERSON_FIELDS
 from sferum_audit.consumers.rejected import rejected_commands
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.domain.erasure import ErasureNotPermitted
@@ -187,8 +192,13 @@ def test_a_payload_that_is_not_a_command_shaped_object_names_nobody(data: bytes)
     assert named_persons(data) == []
 
 
-def test_every_person_field_the_ingest_knows_is_a_person_field_of_rejections() -> None:
-    assert set(PERSON_FIELDS) <= set(PERSON_ID_FIELDS)
+def test_every_listed_person_field_is_a_field_of_some_command() -> None:
+    command_fields = {
+        name
+        for model in CommandBase.__subclasses__() + ContentAction.__subclasses__()
+        for name in model.model_fields
+    }
+    assert set(PERSON_ID_FIELDS) | set(PERSON_LIST_FIELDS) <= command_fields
 
 
 # -- sealing and erasure ----------------------------------------------------------------------
