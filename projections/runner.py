@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import structlog
@@ -36,6 +36,17 @@ log = structlog.get_logger(__name__)
 
 Progress = Callable[[int], None]
 Row = tuple[int, UUID | str, int, str, bytes]  # position, originator id, version, topic, state
+UNPARSED: Final[tuple[None, tuple[str, ...]]] = (None, ())  # the mapper decodes it, if needed
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPage:
+    """A page of rows with their parsed events (``UNPARSED`` where the mapper decodes, or
+    no view handles the topic) and the subjects whose keys open their sealed fields."""
+
+    rows: Sequence[Row]
+    events: list[tuple[Any, tuple[str, ...]]]
+    subjects: set[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +195,51 @@ class ViewRunner:
         fetched_after: int | None = None,
     ) -> int | None:
         """``apply`` of rows (position, originator id, version, topic, state)."""
+        return self._apply_page(self._parse(rows), covered_to, fetched_after)
+
+    def _parse(self, rows: Sequence[Row]) -> ParsedPage:
+        """Parses the rows some view handles (personal fields stay sealed) and names the
+        subjects whose keys the page needs."""
+        parse = self.decoder.parse_row
+        subjects = self.decoder.sealed_subjects
+        routes = self.routes
+        events: list[tuple[Any, tuple[str, ...]]] = []
+        append = events.append
+        wanted: set[str] = set()
+        unparsed: list[Row] = []
+        for row in rows:
+            if row[3] not in routes:
+                append(UNPARSED)
+                continue
+            parsed = parse(*row)
+            if parsed[1]:
+                wanted.update(subjects(*parsed))
+            elif parsed[0] is None:
+                unparsed.append(row)
+            append(parsed)
+        if unparsed and self.keys is not None:
+            # the mapper opens their fields itself: find their subjects in the stored bytes
+            wanted |= self.keys.subjects_named(unparsed)
+        return ParsedPage(rows, events, wanted)
+
+    def _apply_page(
+        self,
+        page: ParsedPage,
+        covered_to: int | None = None,
+        fetched_after: int | None = None,
+    ) -> int | None:
+        """``apply`` of a parsed page."""
+        rows = page.rows
         if covered_to is None:
             if not rows:
                 return 0
             covered_to = rows[-1][0]
-        decode = self.decoder.decode_row
+        decoder = self.decoder
+        mapper_decode = decoder.mapper_decode
+        open_sealed = decoder.open
         routes = self.routes
         if self.keys is not None:
-            self.keys.prefetch_rows(rows)
+            self.keys.prefetch_subjects(page.subjects)
         with self.db.writing() as conn:
             stored = read_positions(self.db, conn, self.tables, self.names, lock=True)
             positions = [stored.get(name, 0) for name in self.names]
@@ -204,7 +252,7 @@ class ViewRunner:
                     begin = getattr(view, "begin_page", None)
                     if begin is not None:
                         begin(self.db, conn, self.tables)
-                for row in rows:
+                for row, (parsed, sealed) in zip(rows, page.events, strict=True):
                     handlers = routes.get(row[3])
                     if handlers is None:
                         continue
@@ -214,7 +262,12 @@ class ViewRunner:
                         if position <= positions[index]:
                             continue  # delivered again: this view has it already
                         if event is None:
-                            event = decode(*row)
+                            if parsed is None:
+                                event = mapper_decode(*row)
+                            else:
+                                event = parsed
+                                if sealed:  # opened now: after any erasure before it
+                                    open_sealed(event, sealed)
                             applied += 1
                         handler(event, position)
                     if event is not None and row[3] == erasure_topic:
