@@ -89,9 +89,21 @@ class ViewsDatabase:
             yield conn
 
     def executemany(self, conn: sa.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Runs one statement for many parameter tuples through the driver's executemany."""
-        if rows:
+        """Runs one statement for many parameter tuples through the driver's executemany,
+        on the connection's own transaction (straight to the driver: a replay runs a
+        dozen of these per page, and SQLAlchemy's per-statement work cost more than
+        the smaller ones)."""
+        if not rows:
+            return
+        if not conn.in_transaction():  # let SQLAlchemy begin it as it would (see _sqlite_begin)
             conn.exec_driver_sql(sql, list(rows))
+            return
+        driver: Any = conn.connection.dbapi_connection
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
 
     def insert_rows(
         self, conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
