@@ -8,7 +8,7 @@ configured schema as its ``search_path`` and locks the tracking rows ``FOR UPDAT
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sferum_audit.application.settings import Settings
 from sferum_audit.projections.settings import ViewsSettings, views_location
 from sferum_audit.projections.tables import TableSet
+
+CommitWith = Callable[[Callable[[], None], Callable[[BaseException | None], None]], None]
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -76,12 +78,43 @@ class ViewsDatabase:
         self.engine.dispose()
 
     @contextmanager
-    def writing(self) -> Iterator[sa.Connection]:
-        """A write transaction that holds the write lock from its first statement."""
-        with self.engine.connect() as conn:
+    def writing(self, *, commit_with: CommitWith | None = None) -> Iterator[sa.Connection]:
+        """A write transaction that holds the write lock from its first statement.
+
+        ``commit_with``: instead of committing here, hand the driver's ``commit`` and a
+        function that settles the transaction afterwards (SQLAlchemy's bookkeeping, and
+        the release of the connection) to this callable, e.g. ``BackgroundCommits.submit``.
+        A failure inside the block still rolls back here."""
+        conn = self.engine.connect()
+        try:
             conn = conn.execution_options(sferum_write=True)
-            with conn.begin():
+            transaction = conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                transaction.rollback()
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        if commit_with is None:
+            try:
+                transaction.commit()
+            finally:
+                conn.close()
+            return
+
+        def settle(error: BaseException | None) -> None:
+            try:
+                if error is None:
+                    transaction.commit()  # committed by the driver: only the bookkeeping
+                else:
+                    transaction.rollback()
+            finally:
+                conn.close()
+
+        driver: Any = conn.connection.dbapi_connection
+        commit_with(driver.commit, settle)
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:

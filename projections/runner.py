@@ -23,7 +23,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from sferum_audit.application.settings import Settings
 from sferum_audit.domain.erasure import Erasure
-from sferum_audit.projections.database import ViewsDatabase
+from sferum_audit.projections.commits import BackgroundCommits
+from sferum_audit.projections.database import CommitWith, ViewsDatabase
 from sferum_audit.projections.decoding import FastDecoder
 from sferum_audit.projections.keys import view_mapper
 from sferum_audit.projections.registry import DERIVED_FROM, VIEW_CLASSES, resolve_names
@@ -125,18 +126,32 @@ class ViewRunner:
 
     def catch_up(self, upto: int | None = None, progress: Progress | None = None) -> int:
         """Applies the log up to ``upto`` (default: its head now); returns how far the
-        slowest view moved."""
+        slowest view moved.
+
+        Each page is committed in a thread while the next one is read and parsed (see
+        ``commits``), and applied only once the previous page's commit is done."""
         stop = self.head() if upto is None else upto
-        start = low = min(self.positions().values(), default=stop)
-        while low < stop:
-            page = self._read_page(low + 1, stop)
-            covered = page[-1][0] if len(page) == self.page_size else stop
-            if self._apply_rows(page, covered_to=covered, fetched_after=low) is None:
-                low = min(self.positions().values(), default=stop)  # moved under us: re-read
-                continue
-            low = covered
-            if progress is not None:
-                progress(low)
+        start = low = reported = min(self.positions().values(), default=stop)
+        with BackgroundCommits() as commits:
+            while low < stop:
+                rows = self._read_page(low + 1, stop)
+                covered = rows[-1][0] if len(rows) == self.page_size else stop
+                page = self._parse(rows)  # while the previous page commits
+                commits.wait()
+                if progress is not None and low > reported:
+                    progress(low)
+                    reported = low
+                applied = self._apply_page(
+                    page, covered_to=covered, fetched_after=low, commit_with=commits.submit
+                )
+                if applied is None:  # a view moved under us: read again from the positions
+                    commits.wait()
+                    low = reported = min(self.positions().values(), default=stop)
+                    continue
+                low = covered
+            commits.wait()
+        if progress is not None and low > reported:
+            progress(low)
         return max(low - start, 0)
 
     def _read_page(self, start: int, stop: int) -> list[Row]:
@@ -227,8 +242,9 @@ class ViewRunner:
         page: ParsedPage,
         covered_to: int | None = None,
         fetched_after: int | None = None,
+        commit_with: CommitWith | None = None,
     ) -> int | None:
-        """``apply`` of a parsed page."""
+        """``apply`` of a parsed page (``commit_with``: see ``ViewsDatabase.writing``)."""
         rows = page.rows
         if covered_to is None:
             if not rows:
@@ -240,7 +256,7 @@ class ViewRunner:
         routes = self.routes
         if self.keys is not None:
             self.keys.prefetch_subjects(page.subjects)
-        with self.db.writing() as conn:
+        with self.db.writing(commit_with=commit_with) as conn:
             stored = read_positions(self.db, conn, self.tables, self.names, lock=True)
             positions = [stored.get(name, 0) for name in self.names]
             if fetched_after is not None and min(positions) < fetched_after:
