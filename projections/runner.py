@@ -19,7 +19,10 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 from sferum_audit.application.settings import Settings
 from sferum_audit.domain.erasure import Erasure
@@ -156,15 +159,23 @@ class ViewRunner:
 
     def _read_page(self, start: int, stop: int) -> list[Row]:
         """The next page of the log (only the views' topics) as rows of its columns: one
-        plain query on SQLite, the recorder's ``select_notifications`` elsewhere."""
+        plain query on SQLite and PostgreSQL, the recorder's ``select_notifications``
+        elsewhere (the same rows; without a ``Notification`` and a dict per row)."""
         recorder = self.app.recorder
-        if type(recorder) is not SQLiteApplicationRecorder:
-            return [
-                (n.id, n.originator_id, n.originator_version, n.topic, n.state)
-                for n in recorder.select_notifications(
-                    start, self.page_size, stop=stop, topics=self.topics
-                )
-            ]
+        if type(recorder) is SQLiteApplicationRecorder:
+            return self._read_sqlite_page(recorder, start, stop)
+        if type(recorder) is PostgresApplicationRecorder:
+            return self._read_postgres_page(recorder, start, stop)
+        return [
+            (n.id, n.originator_id, n.originator_version, n.topic, n.state)
+            for n in recorder.select_notifications(
+                start, self.page_size, stop=stop, topics=self.topics
+            )
+        ]
+
+    def _read_sqlite_page(
+        self, recorder: SQLiteApplicationRecorder, start: int, stop: int
+    ) -> list[Row]:
         marks = ",".join("?" * len(self.topics))
         statement = (
             "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
@@ -185,6 +196,28 @@ class ViewRunner:
                 originator = ids[text] = UUID(text)
             append((position, originator, version, topic_name, state))
         return rows
+
+    def _read_postgres_page(
+        self, recorder: PostgresApplicationRecorder, start: int, stop: int
+    ) -> list[Row]:
+        """The recorder's own query, with plain tuples (ids come as ``UUID``, the state
+        as ``bytes``)."""
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE notification_id>=%s AND notification_id<=%s "
+            "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
+        ).format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+        )
+        with (
+            recorder.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as cursor,
+        ):
+            cursor.execute(
+                statement, (start, stop, list(self.topics), self.page_size), prepare=True
+            )
+            return cursor.fetchall()
 
     def apply(
         self,
