@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
@@ -28,6 +29,7 @@ from sferum_audit.projections.commits import BackgroundCommits
 from sferum_audit.projections.database import CommitWith, ViewsDatabase
 from sferum_audit.projections.decoding import FastDecoder
 from sferum_audit.projections.keys import view_mapper
+from sferum_audit.projections.pages import read_ahead
 from sferum_audit.projections.registry import DERIVED_FROM, VIEW_CLASSES, resolve_names
 from sferum_audit.projections.settings import ViewsSettings
 from sferum_audit.projections.tables import TableSet
@@ -130,30 +132,57 @@ class ViewRunner:
         slowest view moved.
 
         Each page is committed in a thread while the next one is read and parsed (see
-        ``commits``), and applied only once the previous page's commit is done."""
+        ``commits``), and applied only once the previous page's commit is done; on
+        PostgreSQL the next pages are also read in a thread (see ``pages``)."""
         stop = self.head() if upto is None else upto
         start = low = reported = min(self.positions().values(), default=stop)
         with BackgroundCommits() as commits:
             while low < stop:
-                rows = self._read_page(low + 1, stop)
-                covered = rows[-1][0] if len(rows) == self.page_size else stop
-                page = self._parse(rows)  # while the previous page commits
-                commits.wait()
-                if progress is not None and low > reported:
-                    progress(low)
-                    reported = low
-                applied = self._apply_page(
-                    page, covered_to=covered, fetched_after=low, commit_with=commits.submit
-                )
-                if applied is None:  # a view moved under us: read again from the positions
+                moved_back = False
+                with self._pages(low, stop) as pages:
+                    for rows, covered in pages:
+                        page = self._parse(rows)  # while the previous page commits
+                        commits.wait()
+                        if progress is not None and low > reported:
+                            progress(low)
+                            reported = low
+                        applied = self._apply_page(
+                            page, covered_to=covered, fetched_after=low, commit_with=commits.submit
+                        )
+                        if applied is None:  # a view moved under us
+                            moved_back = True
+                            break
+                        low = covered
+                if moved_back:  # read again from the positions
                     commits.wait()
                     low = reported = min(self.positions().values(), default=stop)
-                    continue
-                low = covered
             commits.wait()
         if progress is not None and low > reported:
             progress(low)
         return max(low - start, 0)
+
+    def _pages(
+        self, low: int, stop: int
+    ) -> AbstractContextManager[Iterator[tuple[list[Row], int]]]:
+        """The pages after ``low`` up to ``stop``, each with the position it covers to;
+        read ahead in a thread on PostgreSQL when there is more than a page to read."""
+        pages = self._read_pages(low, stop)
+        if stop - low > self.page_size and self._on_postgres():
+            return read_ahead(pages)
+        return nullcontext(pages)
+
+    def _read_pages(self, low: int, stop: int) -> Iterator[tuple[list[Row], int]]:
+        while low < stop:
+            rows = self._read_page(low + 1, stop)
+            covered = rows[-1][0] if len(rows) == self.page_size else stop
+            yield rows, covered
+            low = covered
+
+    def _on_postgres(self) -> bool:
+        postgres = sys.modules.get("eventsourcing.postgres")  # imported only if in use
+        return postgres is not None and type(self.app.recorder) is (
+            postgres.PostgresApplicationRecorder
+        )
 
     def _read_page(self, start: int, stop: int) -> list[Row]:
         """The next page of the log (only the views' topics) as rows of its columns: one
@@ -162,8 +191,7 @@ class ViewRunner:
         recorder = self.app.recorder
         if type(recorder) is SQLiteApplicationRecorder:
             return self._read_sqlite_page(recorder, start, stop)
-        postgres = sys.modules.get("eventsourcing.postgres")  # imported only if in use
-        if postgres is not None and type(recorder) is postgres.PostgresApplicationRecorder:
+        if self._on_postgres():
             return self._read_postgres_page(recorder, start, stop)
         return [
             (n.id, n.originator_id, n.originator_version, n.topic, n.state)
