@@ -108,9 +108,17 @@ def row_batches(
         finally:
             cursor.close()
         return
-    result = conn.execution_options(stream_results=True, yield_per=size).exec_driver_sql(sql)
-    for partition in result.partitions(size):
-        yield [tuple(row) for row in partition]
+    # PostgreSQL: a server-side cursor of the driver's own tuples, in the read transaction
+    from psycopg.rows import tuple_row
+
+    if not conn.in_transaction():
+        conn.begin()
+    driver = conn.connection.dbapi_connection
+    with driver.cursor(name=f"rows_{uuid.uuid4().hex}", row_factory=tuple_row) as server:
+        server.itersize = size
+        server.execute(sql)
+        while rows := server.fetchmany(size):
+            yield rows
 
 
 def digest_view(db: ViewsDatabase, tables: TableSet, view: str) -> str:
