@@ -142,6 +142,7 @@ class ViewRunner:
                 with self._pages(low, stop) as pages:
                     for rows, covered in pages:
                         page = self._parse(rows)  # while the previous page commits
+                        self._prefetch_keys(page)
                         commits.wait()
                         if progress is not None and low > reported:
                             progress(low)
@@ -273,7 +274,9 @@ class ViewRunner:
         fetched_after: int | None = None,
     ) -> int | None:
         """``apply`` of rows (position, originator id, version, topic, state)."""
-        return self._apply_page(self._parse(rows), covered_to, fetched_after)
+        page = self._parse(rows)
+        self._prefetch_keys(page)
+        return self._apply_page(page, covered_to, fetched_after)
 
     def _parse(self, rows: Sequence[Row]) -> ParsedPage:
         """Parses the rows some view handles (personal fields stay sealed) and names the
@@ -300,6 +303,12 @@ class ViewRunner:
             wanted |= self.keys.subjects_named(unparsed)
         return ParsedPage(rows, events, wanted)
 
+    def _prefetch_keys(self, page: ParsedPage) -> None:
+        """Reads the keys the page's sealed fields need that are not cached (before the
+        page is applied, so that opening them costs no query per subject)."""
+        if self.keys is not None:
+            self.keys.prefetch_subjects(page.subjects)
+
     def _apply_page(
         self,
         page: ParsedPage,
@@ -307,7 +316,8 @@ class ViewRunner:
         fetched_after: int | None = None,
         commit_with: CommitWith | None = None,
     ) -> int | None:
-        """``apply`` of a parsed page (``commit_with``: see ``ViewsDatabase.writing``)."""
+        """``apply`` of a parsed page whose keys were prefetched (``commit_with``: see
+        ``ViewsDatabase.writing``)."""
         rows = page.rows
         if covered_to is None:
             if not rows:
@@ -317,8 +327,6 @@ class ViewRunner:
         mapper_decode = decoder.mapper_decode
         open_sealed = decoder.open
         routes = self.routes
-        if self.keys is not None:
-            self.keys.prefetch_subjects(page.subjects)
         with self.db.writing(commit_with=commit_with) as conn:
             stored = read_positions(self.db, conn, self.tables, self.names, lock=True)
             positions = [stored.get(name, 0) for name in self.names]
