@@ -1,19 +1,19 @@
 """Applies the global log to the views: catch up, follow, and report how far behind.
 
-One page of the log (only the topics some view handles) is decoded once with the
-application's mapper and dispatched by topic to each view's handler; then, in one
-transaction, every view writes its buffered rows and its new position. Events at or
-before a view's position are skipped, so a page delivered twice, or a page cut short by a
-crash, never counts anything twice: a restarted runner resumes from the stored positions.
+One page of the log (only the topics some view handles, see ``pages``) is parsed once
+(``decoding``) and its subjects' keys read, then dispatched by topic to each view's
+handler, sealed fields opened as each event is applied; then, in one transaction, every
+view writes its buffered rows and its new position. Events at or before a view's
+position are skipped, so a page delivered twice, or a page cut short by a crash, never
+counts anything twice: a restarted runner resumes from the stored positions. While a
+catch-up commits a page in a thread (``commits``), it reads and parses the next one.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
@@ -21,7 +21,6 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
-from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from sferum_audit.application.settings import Settings
 from sferum_audit.domain.erasure import Erasure
@@ -29,7 +28,7 @@ from sferum_audit.projections.commits import BackgroundCommits
 from sferum_audit.projections.database import CommitWith, ViewsDatabase
 from sferum_audit.projections.decoding import FastDecoder
 from sferum_audit.projections.keys import view_mapper
-from sferum_audit.projections.pages import read_ahead
+from sferum_audit.projections.pages import PageReader, Row
 from sferum_audit.projections.registry import DERIVED_FROM, VIEW_CLASSES, resolve_names
 from sferum_audit.projections.settings import ViewsSettings
 from sferum_audit.projections.tables import TableSet
@@ -39,7 +38,6 @@ from sferum_audit.projections.view import Handler, View, topic
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[int], None]
-Row = tuple[int, UUID | str, int, str, bytes]  # position, originator id, version, topic, state
 UNPARSED: Final[tuple[None, tuple[str, ...]]] = (None, ())  # the mapper decodes it, if needed
 
 
@@ -97,7 +95,7 @@ class ViewRunner:
         self.mapper, self.keys = view_mapper(app)
         self.decoder = FastDecoder(self.mapper, enabled=fast_decode)
         self.erasure_topic = topic(Erasure, "Recorded")
-        self._ids: dict[str, UUID] = {}  # stored originator ids, parsed once (bounded)
+        self.reader = PageReader(app.recorder, self.topics, page_size)
 
     # -- set-up and positions -----------------------------------------------------------------
 
@@ -139,7 +137,7 @@ class ViewRunner:
         with BackgroundCommits() as commits:
             while low < stop:
                 moved_back = False
-                with self._pages(low, stop) as pages:
+                with self.reader.pages(low, stop) as pages:
                     for rows, covered in pages:
                         page = self._parse(rows)  # while the previous page commits
                         self._prefetch_keys(page)
@@ -161,94 +159,6 @@ class ViewRunner:
         if progress is not None and low > reported:
             progress(low)
         return max(low - start, 0)
-
-    def _pages(
-        self, low: int, stop: int
-    ) -> AbstractContextManager[Iterator[tuple[list[Row], int]]]:
-        """The pages after ``low`` up to ``stop``, each with the position it covers to;
-        read ahead in a thread on PostgreSQL when there is more than a page to read."""
-        pages = self._read_pages(low, stop)
-        if stop - low > self.page_size and self._on_postgres():
-            return read_ahead(pages)
-        return nullcontext(pages)
-
-    def _read_pages(self, low: int, stop: int) -> Iterator[tuple[list[Row], int]]:
-        while low < stop:
-            rows = self._read_page(low + 1, stop)
-            covered = rows[-1][0] if len(rows) == self.page_size else stop
-            yield rows, covered
-            low = covered
-
-    def _on_postgres(self) -> bool:
-        postgres = sys.modules.get("eventsourcing.postgres")  # imported only if in use
-        return postgres is not None and type(self.app.recorder) is (
-            postgres.PostgresApplicationRecorder
-        )
-
-    def _read_page(self, start: int, stop: int) -> list[Row]:
-        """The next page of the log (only the views' topics) as rows of its columns: one
-        plain query on SQLite and PostgreSQL, the recorder's ``select_notifications``
-        elsewhere (the same rows; without a ``Notification`` and a dict per row)."""
-        recorder = self.app.recorder
-        if type(recorder) is SQLiteApplicationRecorder:
-            return self._read_sqlite_page(recorder, start, stop)
-        if self._on_postgres():
-            return self._read_postgres_page(recorder, start, stop)
-        return [
-            (n.id, n.originator_id, n.originator_version, n.topic, n.state)
-            for n in recorder.select_notifications(
-                start, self.page_size, stop=stop, topics=self.topics
-            )
-        ]
-
-    def _read_sqlite_page(
-        self, recorder: SQLiteApplicationRecorder, start: int, stop: int
-    ) -> list[Row]:
-        marks = ",".join("?" * len(self.topics))
-        statement = (
-            "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {recorder.events_table_name} WHERE rowid>=? AND rowid<=? "
-            f"AND topic IN ({marks}) ORDER BY rowid LIMIT ?"
-        )
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, (start, stop, *self.topics, self.page_size))
-            fetched = cursor.fetchall()
-        ids = self._ids
-        if len(ids) > 50_000:
-            ids.clear()
-        rows: list[Row] = []
-        append = rows.append
-        for position, text, version, topic_name, state in fetched:
-            originator = ids.get(text)
-            if originator is None:
-                originator = ids[text] = UUID(text)
-            append((position, originator, version, topic_name, state))
-        return rows
-
-    def _read_postgres_page(self, recorder: Any, start: int, stop: int) -> list[Row]:
-        """The recorder's own query, with plain tuples (ids come as ``UUID``, the state
-        as ``bytes``). The driver's modules are imported here, so that a process on
-        SQLite does not carry them (about 9 MiB)."""
-        from psycopg.rows import tuple_row
-        from psycopg.sql import SQL, Identifier
-
-        statement = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {schema}.{table} WHERE notification_id>=%s AND notification_id<=%s "
-            "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
-        )
-        with (
-            recorder.datastore.get_connection() as conn,
-            conn.cursor(row_factory=tuple_row) as cursor,
-        ):
-            cursor.execute(
-                statement, (start, stop, list(self.topics), self.page_size), prepare=True
-            )
-            rows: list[Row] = cursor.fetchall()
-        return rows
 
     def apply(
         self,
