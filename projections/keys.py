@@ -51,8 +51,9 @@ class ViewKeys(SubjectKeys):
 
     def __init__(self, engine: sa.Engine, cache_size: int = 5_000) -> None:
         self._engine = engine
-        # keys per query: PostgreSQL plans a long IN list as a scan of the whole table
-        # (about 8 ms at 70,000 subjects) where 64 lookups by key take well under 1 ms
+        # keys per query: PostgreSQL may plan a long IN list as a scan of the whole table
+        # (it did here: about 8 ms a query at 70,000 subjects), where 64 lookups by key
+        # take well under 1 ms
         self._chunk = 64 if engine.dialect.name == "postgresql" else 500
         self._lru: OrderedDict[str, _Key | None] = OrderedDict()
         self.cache_size = cache_size
