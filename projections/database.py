@@ -8,7 +8,7 @@ configured schema as its ``search_path`` and locks the tracking rows ``FOR UPDAT
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sferum_audit.application.settings import Settings
 from sferum_audit.projections.settings import ViewsSettings, views_location
 from sferum_audit.projections.tables import TableSet
+
+CommitWith = Callable[[Callable[[], None], Callable[[BaseException | None], None]], None]
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -76,12 +78,43 @@ class ViewsDatabase:
         self.engine.dispose()
 
     @contextmanager
-    def writing(self) -> Iterator[sa.Connection]:
-        """A write transaction that holds the write lock from its first statement."""
-        with self.engine.connect() as conn:
+    def writing(self, *, commit_with: CommitWith | None = None) -> Iterator[sa.Connection]:
+        """A write transaction that holds the write lock from its first statement.
+
+        ``commit_with``: instead of committing here, hand the driver's ``commit`` and a
+        function that settles the transaction afterwards (SQLAlchemy's bookkeeping, and
+        the release of the connection) to this callable, e.g. ``BackgroundCommits.submit``.
+        A failure inside the block still rolls back here."""
+        conn = self.engine.connect()
+        try:
             conn = conn.execution_options(sferum_write=True)
-            with conn.begin():
+            transaction = conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                transaction.rollback()
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        if commit_with is None:
+            try:
+                transaction.commit()
+            finally:
+                conn.close()
+            return
+
+        def settle(error: BaseException | None) -> None:
+            try:
+                if error is None:
+                    transaction.commit()  # committed by the driver: only the bookkeeping
+                else:
+                    transaction.rollback()
+            finally:
+                conn.close()
+
+        driver: Any = conn.connection.dbapi_connection
+        commit_with(driver.commit, settle)
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
@@ -89,9 +122,21 @@ class ViewsDatabase:
             yield conn
 
     def executemany(self, conn: sa.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Runs one statement for many parameter tuples through the driver's executemany."""
-        if rows:
+        """Runs one statement for many parameter tuples through the driver's executemany,
+        on the connection's own transaction (straight to the driver: a replay runs a
+        dozen of these per page, and SQLAlchemy's per-statement work cost more than
+        the smaller ones)."""
+        if not rows:
+            return
+        if not conn.in_transaction():  # let SQLAlchemy begin it as it would (see _sqlite_begin)
             conn.exec_driver_sql(sql, list(rows))
+            return
+        driver: Any = conn.connection.dbapi_connection
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
 
     def insert_rows(
         self, conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]

@@ -3,21 +3,28 @@
 The application's mapper turns every stored event into a domain event object through
 ``json``'s object hook, parses every time, and validates every ``CommandContext``: about
 20 µs an event here, most of a replay. The views need only the fields' values, and times
-as canonical UTC text (see ``view.iso``), so this decoder parses the JSON in C, converts
-the few encoded types itself (times, ids, the command context), opens sealed personal
-fields through the same mapper, and hands the handlers a plain object with the same
-attribute names. Anything it does not know (a cipher or compressor on the store, an
-upcast event class, an unknown encoded type) goes through the mapper instead, and a test
-checks that both paths give the same rows.
+as canonical UTC text (see ``view.iso``), so this decoder parses the JSON with ``orjson``
+(about twice as fast as ``json`` on these events, same values), converts the few encoded
+types itself (times, ids, the command context), opens sealed personal fields through the
+same mapper, and hands the handlers a plain object with the same attribute names.
+Anything it does not know (a cipher or compressor on the store, an upcast event class, an
+unknown encoded type, JSON that ``orjson`` refuses but ``json`` reads, such as ``NaN``)
+goes through the mapper instead, and a test checks that both paths give the same rows.
+
+Decoding is in two steps, so that a page can be parsed before it is applied: ``parse_row``
+gives the event with its personal fields still sealed (and which fields those are, so the
+page's keys can be read in one query), and ``open`` opens them when the event is applied,
+in log order, after any erasure before it in the page has been seen.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 from eventsourcing.utils import resolve_topic
 
@@ -26,7 +33,7 @@ from sferum_audit.domain.personal_data import PERSONAL_FIELDS
 from sferum_audit.projections.keys import ViewMapper
 
 KNOWN_TYPES: Final = frozenset({"datetime_iso", "uuid_hex", "ctx"})
-_JSON: Final = json.JSONDecoder()
+NOTHING_SEALED: Final[tuple[str, ...]] = ()
 
 
 class Decoded:
@@ -71,21 +78,28 @@ class FastDecoder:
         self, position: int, originator_id: Any, version: int, topic: str, state_bytes: bytes
     ) -> Any:
         """Decodes one stored event given as its columns (``decode`` of a notification)."""
+        event, sealed = self.parse_row(position, originator_id, version, topic, state_bytes)
+        if event is None:
+            return self.mapper_decode(position, originator_id, version, topic, state_bytes)
+        if sealed:
+            self.open(event, sealed)
+        return event
+
+    def parse_row(
+        self, position: int, originator_id: Any, version: int, topic: str, state_bytes: bytes
+    ) -> tuple[Any, tuple[str, ...]]:
+        """The event with its personal fields still sealed, and the names of those fields;
+        ``(None, ())`` when only the mapper can decode it (see ``mapper_decode``)."""
         plan = self._plans.get(topic)
         if plan is None:
             plan = self._plan(topic)
         if plan is False:
-            return self.mapper.to_domain_event(
-                Notification(
-                    id=position,
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=topic,
-                    state=state_bytes,
-                )
-            )
+            return None, NOTHING_SEALED
+        sealed = NOTHING_SEALED
         try:
-            state: dict[str, Any] = _JSON.raw_decode(state_bytes.decode())[0]
+            state: dict[str, Any] = orjson.loads(state_bytes)
+            if type(state) is not dict:
+                raise Unknown("not an object")
             for name, value in state.items():
                 kind = type(value)
                 if kind is dict:
@@ -105,27 +119,45 @@ class FastDecoder:
                 elif kind is list:
                     state[name] = self._value(value)
             if plan is not True:
-                for name in plan:
-                    value = state.get(name)
-                    if isinstance(value, dict) and "sealed" in value:
-                        if self._opener is None:
-                            raise Unknown(name)
-                        state[name] = self._opener(value)
-        except Unknown:
-            return self.mapper.to_domain_event(
-                Notification(
-                    id=position,
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=topic,
-                    state=state_bytes,
-                )
-            )
+                sealed = tuple(name for name in plan if _is_sealed(state.get(name)))
+                if sealed and self._opener is None:
+                    raise Unknown(sealed[0])
+        except (Unknown, orjson.JSONDecodeError):
+            return None, NOTHING_SEALED
         state["originator_id"] = originator_id
         state["originator_version"] = version
         event = Decoded()
         event.__dict__ = state
-        return event
+        return event, sealed
+
+    def open(self, event: Any, sealed: tuple[str, ...]) -> None:
+        """Opens the ``sealed`` personal fields of a parsed event, in place."""
+        opener = self._opener
+        assert opener is not None  # parse_row sends sealed events to the mapper otherwise
+        state = event.__dict__
+        for name in sealed:
+            state[name] = opener(state[name])
+
+    @staticmethod
+    def sealed_subjects(event: Any, sealed: tuple[str, ...]) -> Iterator[str]:
+        """The subjects whose keys open the ``sealed`` fields of a parsed event."""
+        state = event.__dict__
+        for name in sealed:
+            yield state[name]["subject"]
+
+    def mapper_decode(
+        self, position: int, originator_id: Any, version: int, topic: str, state_bytes: bytes
+    ) -> Any:
+        """The application mapper's decoding (for what ``parse_row`` leaves to it)."""
+        return self.mapper.to_domain_event(
+            Notification(
+                id=position,
+                originator_id=originator_id,
+                originator_version=version,
+                topic=topic,
+                state=state_bytes,
+            )
+        )
 
     def _plan(self, topic: str) -> tuple[str, ...] | bool:
         """Per topic: ``False`` (the mapper decodes it), ``True`` (no personal fields) or
@@ -198,3 +230,8 @@ class FastDecoder:
                 self._times.clear()
             self._times[text] = canonical
         return canonical
+
+
+def _is_sealed(value: Any) -> bool:
+    """Whether a stored personal field holds a sealed value (the mapper's own test)."""
+    return isinstance(value, dict) and "sealed" in value

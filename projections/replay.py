@@ -6,7 +6,8 @@ indexes once the bulk is in, catches up with whatever was recorded meanwhile, an
 in one transaction, drops the live tables and renames the new ones: a reader sees the old
 view or the new one, never half of one. ``--check`` builds a third set (``__ck``) up to the
 live views' position and compares row by row; ``--upto``/``--as-of`` build a separate
-SQLite file that a reader can point the listing commands at.
+SQLite file that a reader can point the listing commands at. Each of these runs with
+fewer garbage collections (see ``collection``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
+from sferum_audit.projections.collection import fewer_collections
 from sferum_audit.projections.database import ViewsDatabase, quote
 from sferum_audit.projections.registry import resolve_names
 from sferum_audit.projections.runner import Progress, ViewRunner
@@ -106,9 +108,17 @@ def row_batches(
         finally:
             cursor.close()
         return
-    result = conn.execution_options(stream_results=True, yield_per=size).exec_driver_sql(sql)
-    for partition in result.partitions(size):
-        yield [tuple(row) for row in partition]
+    # PostgreSQL: a server-side cursor of the driver's own tuples, in the read transaction
+    from psycopg.rows import tuple_row
+
+    if not conn.in_transaction():
+        conn.begin()
+    driver = conn.connection.dbapi_connection
+    with driver.cursor(name=f"rows_{uuid.uuid4().hex}", row_factory=tuple_row) as server:
+        server.itersize = size
+        server.execute(sql)
+        while rows := server.fetchmany(size):
+            yield rows
 
 
 def digest_view(db: ViewsDatabase, tables: TableSet, view: str) -> str:
@@ -146,6 +156,7 @@ def _drop_set(db: ViewsDatabase, tables: TableSet, names: list[str]) -> None:
         tables.tracking.drop(conn, checkfirst=True)
 
 
+@fewer_collections()
 def rebuild(
     app: Application[UUID],
     db: ViewsDatabase,
@@ -199,6 +210,7 @@ def swap(db: ViewsDatabase, build: TableSet, names: list[str]) -> int:
 # -- check --------------------------------------------------------------------------------------
 
 
+@fewer_collections()
 def check(
     app: Application[UUID],
     db: ViewsDatabase,
@@ -281,6 +293,7 @@ def as_of_path(data_dir: Path, position: int) -> Path:
     return data_dir / f"views-asof-{position}.sqlite"
 
 
+@fewer_collections()
 def build_as_of(
     app: Application[UUID],
     path: Path,

@@ -1,10 +1,12 @@
 """Applies the global log to the views: catch up, follow, and report how far behind.
 
-One page of the log (only the topics some view handles) is decoded once with the
-application's mapper and dispatched by topic to each view's handler; then, in one
-transaction, every view writes its buffered rows and its new position. Events at or
-before a view's position are skipped, so a page delivered twice, or a page cut short by a
-crash, never counts anything twice: a restarted runner resumes from the stored positions.
+One page of the log (only the topics some view handles, see ``pages``) is parsed once
+(``decoding``) and its subjects' keys read, then dispatched by topic to each view's
+handler, sealed fields opened as each event is applied; then, in one transaction, every
+view writes its buffered rows and its new position. Events at or before a view's
+position are skipped, so a page delivered twice, or a page cut short by a crash, never
+counts anything twice: a restarted runner resumes from the stored positions. While a
+catch-up commits a page in a thread (``commits``), it reads and parses the next one.
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import structlog
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
-from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from sferum_audit.application.settings import Settings
 from sferum_audit.domain.erasure import Erasure
-from sferum_audit.projections.database import ViewsDatabase
+from sferum_audit.projections.commits import BackgroundCommits
+from sferum_audit.projections.database import CommitWith, ViewsDatabase
 from sferum_audit.projections.decoding import FastDecoder
 from sferum_audit.projections.keys import view_mapper
+from sferum_audit.projections.pages import PageReader, Row
 from sferum_audit.projections.registry import DERIVED_FROM, VIEW_CLASSES, resolve_names
 from sferum_audit.projections.settings import ViewsSettings
 from sferum_audit.projections.tables import TableSet
@@ -35,7 +38,17 @@ from sferum_audit.projections.view import Handler, View, topic
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[int], None]
-Row = tuple[int, UUID | str, int, str, bytes]  # position, originator id, version, topic, state
+UNPARSED: Final[tuple[None, tuple[str, ...]]] = (None, ())  # the mapper decodes it, if needed
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPage:
+    """A page of rows with their parsed events (``UNPARSED`` where the mapper decodes, or
+    no view handles the topic) and the subjects whose keys open their sealed fields."""
+
+    rows: Sequence[Row]
+    events: list[tuple[Any, tuple[str, ...]]]
+    subjects: set[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +95,7 @@ class ViewRunner:
         self.mapper, self.keys = view_mapper(app)
         self.decoder = FastDecoder(self.mapper, enabled=fast_decode)
         self.erasure_topic = topic(Erasure, "Recorded")
-        self._ids: dict[str, UUID] = {}  # stored originator ids, parsed once (bounded)
+        self.reader = PageReader(app.recorder, self.topics, page_size)
 
     # -- set-up and positions -----------------------------------------------------------------
 
@@ -114,51 +127,38 @@ class ViewRunner:
 
     def catch_up(self, upto: int | None = None, progress: Progress | None = None) -> int:
         """Applies the log up to ``upto`` (default: its head now); returns how far the
-        slowest view moved."""
-        stop = self.head() if upto is None else upto
-        start = low = min(self.positions().values(), default=stop)
-        while low < stop:
-            page = self._read_page(low + 1, stop)
-            covered = page[-1][0] if len(page) == self.page_size else stop
-            if self._apply_rows(page, covered_to=covered, fetched_after=low) is None:
-                low = min(self.positions().values(), default=stop)  # moved under us: re-read
-                continue
-            low = covered
-            if progress is not None:
-                progress(low)
-        return max(low - start, 0)
+        slowest view moved.
 
-    def _read_page(self, start: int, stop: int) -> list[Row]:
-        """The next page of the log (only the views' topics) as rows of its columns: one
-        plain query on SQLite, the recorder's ``select_notifications`` elsewhere."""
-        recorder = self.app.recorder
-        if type(recorder) is not SQLiteApplicationRecorder:
-            return [
-                (n.id, n.originator_id, n.originator_version, n.topic, n.state)
-                for n in recorder.select_notifications(
-                    start, self.page_size, stop=stop, topics=self.topics
-                )
-            ]
-        marks = ",".join("?" * len(self.topics))
-        statement = (
-            "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {recorder.events_table_name} WHERE rowid>=? AND rowid<=? "
-            f"AND topic IN ({marks}) ORDER BY rowid LIMIT ?"
-        )
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, (start, stop, *self.topics, self.page_size))
-            fetched = cursor.fetchall()
-        ids = self._ids
-        if len(ids) > 50_000:
-            ids.clear()
-        rows: list[Row] = []
-        append = rows.append
-        for position, text, version, topic_name, state in fetched:
-            originator = ids.get(text)
-            if originator is None:
-                originator = ids[text] = UUID(text)
-            append((position, originator, version, topic_name, state))
-        return rows
+        Each page is committed in a thread while the next one is read and parsed (see
+        ``commits``), and applied only once the previous page's commit is done; on
+        PostgreSQL the next pages are also read in a thread (see ``pages``)."""
+        stop = self.head() if upto is None else upto
+        start = low = reported = min(self.positions().values(), default=stop)
+        with BackgroundCommits() as commits:
+            while low < stop:
+                moved_back = False
+                with self.reader.pages(low, stop) as pages:
+                    for rows, covered in pages:
+                        page = self._parse(rows)  # while the previous page commits
+                        self._prefetch_keys(page)
+                        commits.wait()
+                        if progress is not None and low > reported:
+                            progress(low)
+                            reported = low
+                        applied = self._apply_page(
+                            page, covered_to=covered, fetched_after=low, commit_with=commits.submit
+                        )
+                        if applied is None:  # a view moved under us
+                            moved_back = True
+                            break
+                        low = covered
+                if moved_back:  # read again from the positions
+                    commits.wait()
+                    low = reported = min(self.positions().values(), default=stop)
+            commits.wait()
+        if progress is not None and low > reported:
+            progress(low)
+        return max(low - start, 0)
 
     def apply(
         self,
@@ -184,15 +184,60 @@ class ViewRunner:
         fetched_after: int | None = None,
     ) -> int | None:
         """``apply`` of rows (position, originator id, version, topic, state)."""
+        page = self._parse(rows)
+        self._prefetch_keys(page)
+        return self._apply_page(page, covered_to, fetched_after)
+
+    def _parse(self, rows: Sequence[Row]) -> ParsedPage:
+        """Parses the rows some view handles (personal fields stay sealed) and names the
+        subjects whose keys the page needs."""
+        parse = self.decoder.parse_row
+        subjects = self.decoder.sealed_subjects
+        routes = self.routes
+        events: list[tuple[Any, tuple[str, ...]]] = []
+        append = events.append
+        wanted: set[str] = set()
+        unparsed: list[Row] = []
+        for row in rows:
+            if row[3] not in routes:
+                append(UNPARSED)
+                continue
+            parsed = parse(*row)
+            if parsed[1]:
+                wanted.update(subjects(*parsed))
+            elif parsed[0] is None:
+                unparsed.append(row)
+            append(parsed)
+        if unparsed and self.keys is not None:
+            # the mapper opens their fields itself: find their subjects in the stored bytes
+            wanted |= self.keys.subjects_named(unparsed)
+        return ParsedPage(rows, events, wanted)
+
+    def _prefetch_keys(self, page: ParsedPage) -> None:
+        """Reads the keys the page's sealed fields need that are not cached (before the
+        page is applied, so that opening them costs no query per subject)."""
+        if self.keys is not None:
+            self.keys.prefetch_subjects(page.subjects)
+
+    def _apply_page(
+        self,
+        page: ParsedPage,
+        covered_to: int | None = None,
+        fetched_after: int | None = None,
+        commit_with: CommitWith | None = None,
+    ) -> int | None:
+        """``apply`` of a parsed page whose keys were prefetched (``commit_with``: see
+        ``ViewsDatabase.writing``)."""
+        rows = page.rows
         if covered_to is None:
             if not rows:
                 return 0
             covered_to = rows[-1][0]
-        decode = self.decoder.decode_row
+        decoder = self.decoder
+        mapper_decode = decoder.mapper_decode
+        open_sealed = decoder.open
         routes = self.routes
-        if self.keys is not None:
-            self.keys.prefetch_rows(rows)
-        with self.db.writing() as conn:
+        with self.db.writing(commit_with=commit_with) as conn:
             stored = read_positions(self.db, conn, self.tables, self.names, lock=True)
             positions = [stored.get(name, 0) for name in self.names]
             if fetched_after is not None and min(positions) < fetched_after:
@@ -204,7 +249,7 @@ class ViewRunner:
                     begin = getattr(view, "begin_page", None)
                     if begin is not None:
                         begin(self.db, conn, self.tables)
-                for row in rows:
+                for row, (parsed, sealed) in zip(rows, page.events, strict=True):
                     handlers = routes.get(row[3])
                     if handlers is None:
                         continue
@@ -214,7 +259,12 @@ class ViewRunner:
                         if position <= positions[index]:
                             continue  # delivered again: this view has it already
                         if event is None:
-                            event = decode(*row)
+                            if parsed is None:
+                                event = mapper_decode(*row)
+                            else:
+                                event = parsed
+                                if sealed:  # opened now: after any erasure before it
+                                    open_sealed(event, sealed)
                             applied += 1
                         handler(event, position)
                     if event is not None and row[3] == erasure_topic:

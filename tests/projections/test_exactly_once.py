@@ -12,6 +12,7 @@ from views_history import record
 from sferum_audit.application.service import AuditLog
 from sferum_audit.projections import queries
 from sferum_audit.projections.buffer import AppendBuffer
+from sferum_audit.projections.commits import BackgroundCommits
 from sferum_audit.projections.database import ViewsDatabase
 from sferum_audit.projections.replay import digests, rebuild
 from sferum_audit.projections.runner import ViewFollower, ViewRunner
@@ -66,6 +67,36 @@ def test_crash_inside_a_write_rolls_back_and_a_restart_resumes(
     head = runner.head()
     assert 0 < min(stopped_at.values()) < head  # some pages committed, not the crashed one
     monkeypatch.setattr(AppendBuffer, "flush", real_flush)
+    restarted = ViewRunner(recorded, views, page_size=7)
+    restarted.catch_up()
+    assert set(restarted.positions().values()) == {head}
+    assert_same_as_rebuild(recorded, views)
+
+
+def test_a_failed_background_commit_rolls_back_its_page_and_a_restart_resumes(
+    recorded: AuditLog, views: ViewsDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = ViewRunner(recorded, views, page_size=7)
+    runner.ensure_tables()
+    real_submit = BackgroundCommits.submit
+    committed: list[dict[str, int]] = []
+
+    def failing_submit(self: BackgroundCommits, commit: Any, settle: Any) -> None:
+        if len(committed) == 2:
+
+            def commit() -> None:  # the driver's commit fails: the page is rolled back
+                raise OSError("simulated disk full")
+
+        real_submit(self, commit, settle)
+        committed.append({})
+
+    monkeypatch.setattr(BackgroundCommits, "submit", failing_submit)
+    with pytest.raises(OSError, match="simulated disk full"):
+        runner.catch_up()
+    routed = [n.id for n in all_notifications(recorded) if n.topic in runner.topics]
+    assert set(runner.positions().values()) == {routed[13]}  # two pages of 7, not the third
+    head = runner.head()
+    monkeypatch.setattr(BackgroundCommits, "submit", real_submit)
     restarted = ViewRunner(recorded, views, page_size=7)
     restarted.catch_up()
     assert set(restarted.positions().values()) == {head}
