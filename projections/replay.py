@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
-from sferum_audit.projections.collection import fewer_collections
+from sferum_audit.application.garbage_collection import fewer_collections
 from sferum_audit.projections.database import ViewsDatabase, quote
 from sferum_audit.projections.registry import resolve_names
 from sferum_audit.projections.runner import Progress, ViewRunner
