@@ -380,7 +380,16 @@ class TableSet:
         ]
 
     def create(self, conn: sa.Connection, views: list[str], *, with_indexes: bool) -> None:
-        """Creates the tables of ``views`` that are missing (and their indexes if asked)."""
+        """Creates the tables of ``views`` that are missing (and their indexes if asked).
+
+        Instances starting together on a new PostgreSQL database would race between the
+        existence check and the creation; there they take turns for the transaction.
+        """
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                {"name": "sferum-audit views"},
+            )
         self.tracking.create(conn, checkfirst=True)
         for view in views:
             for spec in specs_of(view):
