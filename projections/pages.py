@@ -108,8 +108,8 @@ class PageReader:
 
     def on_postgres(self) -> bool:
         postgres = sys.modules.get("eventsourcing.postgres")  # imported only if in use
-        return postgres is not None and type(self.recorder) is (
-            postgres.PostgresApplicationRecorder
+        return postgres is not None and isinstance(
+            self.recorder, postgres.PostgresApplicationRecorder
         )
 
     def read(self, start: int, stop: int) -> list[Row]:

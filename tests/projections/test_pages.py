@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from sferum_audit.projections.pages import read_ahead
+from sferum_audit.application.bootstrap import build_audit_log
+from sferum_audit.application.settings import Settings
+from sferum_audit.projections.pages import PageReader, read_ahead
 
 
 def numbers(upto: int, produced: list[int], fail_at: int | None = None) -> Iterator[int]:
@@ -51,3 +53,14 @@ def test_leaving_early_stops_the_reader() -> None:
                 break
     assert not reader_threads()
     assert len(produced) <= 4 + 2 + 1  # what was taken, what waited, and one in hand
+
+
+@pytest.mark.postgres
+def test_the_services_postgres_recorder_is_read_with_the_plain_page_query(
+    postgres_settings: Settings,
+) -> None:
+    app = build_audit_log(postgres_settings)
+    try:
+        assert PageReader(app.recorder, [], 100).on_postgres()
+    finally:
+        app.close()
