@@ -26,6 +26,25 @@ from sferum_audit.domain.personal_data import ERASED, PERSONAL_FIELDS, PersonalF
 NONCE_BYTES = 12
 
 
+def seal(subject: str, key: bytes, text: str) -> dict[str, str]:
+    """``text`` sealed with ``key``, bound to ``subject`` (see the module docstring)."""
+    nonce = os.urandom(NONCE_BYTES)
+    ciphertext = AESGCM(key).encrypt(nonce, text.encode(), subject.encode())
+    return {"subject": subject, "sealed": base64.b64encode(nonce + ciphertext).decode()}
+
+
+def open_sealed(cipher: AESGCM | None, subject: str, sealed: str) -> bytes | None:
+    """The plain bytes of a ``seal``'s ``sealed`` part, or ``None`` when there is no cipher
+    (the key was destroyed) or it does not open (a wrong key, or another subject)."""
+    if cipher is None:
+        return None
+    raw = base64.b64decode(sealed)
+    try:
+        return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode())
+    except InvalidTag:
+        return None
+
+
 def event_type(topic_or_qualname: str) -> str:
     return topic_or_qualname.rsplit(":", 1)[-1]
 
@@ -88,18 +107,10 @@ class PersonalDataMapper(Mapper[UUID]):
 
     @staticmethod
     def _seal(subject: str, key: bytes, text: str) -> dict[str, str]:
-        nonce = os.urandom(NONCE_BYTES)
-        ciphertext = AESGCM(key).encrypt(nonce, text.encode(), subject.encode())
-        return {"subject": subject, "sealed": base64.b64encode(nonce + ciphertext).decode()}
+        return seal(subject, key, text)
 
     def _open(self, sealed: dict[str, str]) -> str:
         subject = sealed["subject"]
         key = self._keys.key_for_reading(subject)
-        if key is None:
-            return ERASED
-        raw = base64.b64decode(sealed["sealed"])
-        try:
-            plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode())
-        except InvalidTag:
-            return ERASED
-        return plain.decode()
+        plain = open_sealed(None if key is None else AESGCM(key), subject, sealed["sealed"])
+        return ERASED if plain is None else plain.decode()

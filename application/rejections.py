@@ -57,13 +57,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 from uuid import UUID
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.application import Application
 from eventsourcing.domain import event
 
 from sferum_audit.application.commands import PERSON_ID_FIELDS, PERSON_LIST_FIELDS
-from sferum_audit.application.personal_data_mapper import NONCE_BYTES, PersonalDataMapper
+from sferum_audit.application.personal_data_mapper import open_sealed, seal
 from sferum_audit.application.subject_keys import KEY_BYTES, SubjectKeys
 from sferum_audit.domain.base import AuditedAggregate, stable_id
 from sferum_audit.domain.context import CommandContext
@@ -211,14 +210,8 @@ def _xor(first: bytes, *others: bytes) -> bytes:
 
 
 def _open(key: bytes | None, subject: str, sealed: str) -> bytes | None:
-    """Opens what ``PersonalDataMapper._seal`` sealed, with ``key``; ``None`` if it cannot."""
-    if key is None:
-        return None
-    raw = base64.b64decode(sealed)
-    try:
-        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode())
-    except InvalidTag:
-        return None
+    """Opens what ``seal`` sealed, with ``key``; ``None`` if it cannot."""
+    return open_sealed(None if key is None else AESGCM(key), subject, sealed)
 
 
 def seal_payload(
@@ -243,11 +236,11 @@ def seal_payload(
     data_key = os.urandom(KEY_BYTES)
     others = [os.urandom(KEY_BYTES) for _ in subjects[1:]]
     shares = [_xor(data_key, *others), *others]
-    sealed = PersonalDataMapper._seal(_payload_label(rejection_id), data_key, text)
+    sealed = seal(_payload_label(rejection_id), data_key, text)
     return {
         "version": ENVELOPE_VERSION,
         "shares": [
-            PersonalDataMapper._seal(subject, key, base64.b64encode(share).decode("ascii"))
+            seal(subject, key, base64.b64encode(share).decode("ascii"))
             for subject, key, share in zip(subjects, subject_keys, shares, strict=True)
         ],
         "sealed": sealed["sealed"],

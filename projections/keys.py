@@ -11,7 +11,6 @@ A subject whose key is gone reads as erased, exactly as through the application.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -19,15 +18,14 @@ from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification, Transcoder
 
 from sferum_audit.application.personal_data_mapper import (
-    NONCE_BYTES,
     PersonalDataMapper,
     event_type,
+    open_sealed,
 )
 from sferum_audit.application.subject_keys import SubjectKeys, subject_keys
 from sferum_audit.domain.personal_data import ERASED, PERSONAL_FIELDS
@@ -153,15 +151,8 @@ class ViewMapper(PersonalDataMapper):
     def _open(self, sealed: dict[str, str]) -> str:
         """``PersonalDataMapper._open`` with the subject's cipher object cached."""
         subject = sealed["subject"]
-        aead = self._view_keys.cipher_for_reading(subject)
-        if aead is None:
-            return ERASED
-        raw = base64.b64decode(sealed["sealed"])
-        try:
-            plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode())
-        except InvalidTag:
-            return ERASED
-        return plain.decode()
+        plain = open_sealed(self._view_keys.cipher_for_reading(subject), subject, sealed["sealed"])
+        return ERASED if plain is None else plain.decode()
 
 
 def view_mapper(app: Application[UUID]) -> tuple[Mapper[UUID], ViewKeys | None]:
