@@ -100,14 +100,10 @@ class PersonalDataMapper(Mapper[UUID]):
             if value is None or value == ERASED:
                 continue
             key = key or self._keys.key_for_writing(subject)
-            state[name] = self._seal(subject, key, str(value)) if key else ERASED
+            state[name] = seal(subject, key, str(value)) if key else ERASED
         copy = object.__new__(type(domain_event))
         object.__setattr__(copy, "__dict__", state)
         return copy
-
-    @staticmethod
-    def _seal(subject: str, key: bytes, text: str) -> dict[str, str]:
-        return seal(subject, key, text)
 
     def _open(self, sealed: dict[str, str]) -> str:
         subject = sealed["subject"]
