@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterable
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
@@ -37,7 +41,28 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
         env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
         env["SQLITE_DBNAME"] = str(settings.event_store_path)
         env["SQLITE_LOCK_TIMEOUT"] = "30"
+        use_write_ahead_log(settings.event_store_path)
     return env
+
+
+def use_write_ahead_log(path: Path, attempts: int = 50) -> None:
+    """Puts a SQLite file in WAL mode before ``eventsourcing`` opens it.
+
+    The library switches every new connection to WAL; on a new file the switch needs the
+    file to itself and fails at once with "database is locked" (the busy timeout does not
+    cover it) when another process or thread is switching too, e.g. ``serve`` and a CLI
+    command started together. Once the file is in WAL mode the switch is a no-op, so this
+    makes it first, retrying briefly while another starter holds the file.
+    """
+    for attempt in range(attempts):
+        try:
+            with closing(sqlite3.connect(path, timeout=30)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02)
 
 
 def postgres_environment(url: str) -> dict[str, str]:

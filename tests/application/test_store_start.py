@@ -72,6 +72,6 @@ def test_instances_starting_together_on_a_new_postgres_schema_all_start(
 
 def test_instances_starting_together_on_a_new_sqlite_store_all_start(tmp_path: Path) -> None:
     failures: list[BaseException] = []
-    for attempt in range(8):
+    for attempt in range(30):  # the race was lost about once in thirty starts
         failures += start_together(Settings(data_dir=tmp_path / f"data-{attempt}"))
     assert failures == []
