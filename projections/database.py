@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from sferum_audit.application.settings import Settings
+from sferum_audit.application.store import use_write_ahead_log
 from sferum_audit.projections.settings import ViewsSettings, views_location
 from sferum_audit.projections.tables import TableSet
 
@@ -48,8 +49,9 @@ class ViewsDatabase:
             options["connect_args"] = {"options": f"-csearch_path={schema}"}
         if url.startswith("sqlite"):
             path = sa.make_url(url).database
-            if path:
+            if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                use_write_ahead_log(Path(path))  # before several connections race to switch
         self.engine = sa.create_engine(url, **options)
         self.dialect = self.engine.dialect.name
         if self.is_sqlite:
