@@ -20,6 +20,8 @@ APPLICATION_NAME = "SferumAudit"
 
 # PostgreSQL: the library's recorder with a faster batch insert (see postgres_recorder).
 BINARY_INSERT_RECORDER = "sferum_audit.application.postgres_recorder:BinaryInsertRecorder"
+# Both stores: the library's JSON format, encoded faster (see json_transcoder).
+ORJSON_TRANSCODER = "sferum_audit.application.json_transcoder:OrjsonTranscoder"
 
 
 def persistence_environment(settings: Settings) -> dict[str, str]:
@@ -27,6 +29,7 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "TRANSCODER_TOPIC": ORJSON_TRANSCODER,
     }
     if settings.aggregate_cache_size <= 0:
         env.pop("AGGREGATE_CACHE_MAXSIZE")
