@@ -91,6 +91,10 @@ def system_context(key: str, now: datetime | None = None) -> CommandContext:
     )
 
 
+SealedEnvelope = dict[str, int | str | list[dict[str, str]]]
+"""A sealed payload as stored: its version, one key share per subject, the sealed text."""
+
+
 class PayloadNotErasable(DomainError):
     """The rejection was kept before payloads were sealed: its plain text cannot be erased."""
 
@@ -122,7 +126,7 @@ class RejectedCommand(AuditedAggregate):
         error_message: str,
         payload: str | None,
         payload_encoding: str,
-        sealed_payload: dict[str, Any] | None = None,
+        sealed_payload: SealedEnvelope | None = None,
         named_persons: list[str] | None = None,
     ) -> None:
         self.delivery_key = delivery_key

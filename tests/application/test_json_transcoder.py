@@ -20,10 +20,12 @@ from eventsourcing.persistence import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+import sferum_audit.application
 import sferum_audit.domain
 from sferum_audit.application.commands import parse_command
 from sferum_audit.application.json_transcoder import OrjsonTranscoder
 from sferum_audit.application.receipts import CommandReceipt
+from sferum_audit.application.rejections import RejectedCommand
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.store import CommandContextAsDict
@@ -108,8 +110,9 @@ def test_an_unregistered_type_is_refused_as_the_library_refuses_it() -> None:
 
 
 def _event_classes() -> set[type[Any]]:
-    for module in pkgutil.iter_modules(sferum_audit.domain.__path__):
-        importlib.import_module(f"sferum_audit.domain.{module.name}")
+    for package in (sferum_audit.domain, sferum_audit.application):
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
     found: set[type[Any]] = set()
     pending: list[type[Any]] = [AuditedAggregate.Event]
     while pending:
@@ -134,6 +137,7 @@ def _storable(annotation: Any) -> bool:
 def test_event_fields_hold_only_types_orjson_writes_as_the_library_does() -> None:
     classes = _event_classes()
     assert CommandReceipt.Recorded in classes
+    assert RejectedCommand.Recorded in classes
     assert len(classes) > 40
     wrong = {}
     for cls in classes:
