@@ -25,6 +25,7 @@ from sferum_audit.application.store import APPLICATION_NAME, CommandContextAsDic
 from sferum_audit.application.subject_keys import SubjectKeys
 from sferum_audit.application.unit_of_work import UnitOfWork
 from sferum_audit.domain.base import AuditedAggregate
+from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
 
 log = structlog.get_logger(__name__)
@@ -74,6 +75,7 @@ class CommandResult:
 @dataclass
 class _Outcome:
     command: Command
+    ctx: CommandContext | None = None  # made once, for the command's events and its receipt
     refs: list[tuple[UUID, int]] = field(default_factory=list)
     duplicate_of: list[tuple[UUID, int]] | None = None
     error: DomainError | None = None
@@ -155,7 +157,7 @@ class AuditLog(Application[UUID]):
             uow, outcomes = self._decide(commands)
             receipts = [
                 CommandReceipt.receipt_event(
-                    ctx=o.command.context(),
+                    ctx=o.ctx or o.command.context(),
                     command_id=o.command.command_id,
                     command_type=o.command.type,
                     fingerprint=fingerprint_of(o.command),
@@ -217,8 +219,9 @@ class AuditLog(Application[UUID]):
                     outcome.duplicate_of = receipt.recorded()
                 continue
             uow.begin_command()
+            outcome.ctx = command.context()
             try:
-                HANDLERS[command.type](uow, command, command.context())
+                HANDLERS[command.type](uow, command, outcome.ctx)
             except DomainError as error:
                 outcome.error = error
                 uow.undo_command()
