@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import nats
@@ -144,23 +142,12 @@ class Pipeline:
         self._handler: Any = None
         self._owns_app = app is None
         self._resources = asyncio.Lock()
-        self._recorders: ThreadPoolExecutor | None = None
 
     @property
     def servers(self) -> list[str]:
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
     # -- start ------------------------------------------------------------------------------
-
-    async def _record_in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Runs the store work of a batch on the recording threads (``record_threads``):
-        the partitions' batches queue for them instead of each taking a thread of its own."""
-        if self._recorders is None:
-            self._recorders = ThreadPoolExecutor(
-                self.options.record_threads, thread_name_prefix="sferum-audit-record"
-            )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._recorders, functools.partial(function, *args))
 
     async def start(self) -> None:
         options = self.options
@@ -189,7 +176,6 @@ class Pipeline:
             stream_key=self.topology.commands_stream_key,
             stopping=self.stopping,
             on_recorded=self._wake_relay,
-            run_sync=self._record_in_thread,
             purge_dead_letters=self._purge_dead_letters,
         )
         self._handler = make_ingest_handler(self.processor)
@@ -414,9 +400,6 @@ class Pipeline:
                 await self.nc.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        if self._recorders is not None:
-            await asyncio.to_thread(self._recorders.shutdown)  # the batches in hand finish
-            self._recorders = None
         if self._owns_app and self.app is not None:
             await asyncio.to_thread(self.app.close)
         log.info("pipeline stopped", instance=self.options.instance_id)

@@ -84,15 +84,6 @@ class PipelineSettings(BaseSettings):
     batch_size: int = Field(
         default=500, ge=1, le=10_000, description="Commands fetched and recorded per batch."
     )
-    record_threads: int = Field(
-        default=1,
-        ge=1,
-        le=32,
-        description="Threads that record batches in this process. One keeps the process's "
-        "CPU on recording rather than on switching between batches (the ingest benchmark "
-        "measured about 15% more CPU per command with one thread per partition); more "
-        "help only when the database's latency, not this process, is the limit.",
-    )
     batch_timeout: float = Field(
         default=0.05,
         gt=0,
