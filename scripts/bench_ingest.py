@@ -118,7 +118,7 @@ def options_for(url: str, prefix: str, args: argparse.Namespace, **extra: Any) -
         consumer_prefix=f"{prefix}-ingest",
         partitions=args.partitions,
         batch_size=args.batch_size,
-        batch_timeout=0.05,
+        batch_timeout=args.batch_timeout,
         ack_wait=60,
         metrics_port=None,
         instance_id=f"{prefix}-bench",
@@ -529,6 +529,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--naive-commands", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--batch-timeout", type=float, default=0.05, help="seconds a pull waits to fill a batch"
+    )
     parser.add_argument("--lag-rate", type=int, default=2000)
     parser.add_argument("--lag-seconds", type=float, default=20.0)
     parser.add_argument(
