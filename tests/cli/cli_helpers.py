@@ -5,27 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cli_environment import cli_environment
 from typer.testing import CliRunner, Result
 
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.main import app as cli_app
-
-
-def environment(settings: Settings) -> dict[str, str | None]:
-    """The variables that point the CLI at ``settings``' store (``None`` unsets one).
-
-    The store reaches the CLI through the ``SFERUM_AUDIT_*`` environment, as in
-    production; PostgreSQL tests pass their own schema that way too.
-    """
-    return {
-        "SFERUM_AUDIT_DATA_DIR": str(settings.data_dir),
-        "SFERUM_AUDIT_DATABASE_URL": settings.database_url,
-        "SFERUM_AUDIT_DATABASE_SCHEMA": settings.database_schema,
-        "SFERUM_AUDIT_LOG_FORMAT": "json",
-        "SFERUM_AUDIT_LOG_LEVEL": "WARNING",
-        "COLUMNS": "200",
-    }
 
 
 class Cli:
@@ -37,7 +22,7 @@ class Cli:
 
     def __call__(self, *args: str, input: str | bytes | None = None, **env: str | None) -> Result:
         return self.runner.invoke(
-            cli_app, list(args), input=input, env=environment(self.settings) | env
+            cli_app, list(args), input=input, env=cli_environment(self.settings) | env
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import nats
 import pytest
+from cli_environment import cli_environment
 from consumer_helpers import fast_options, receipts, wait_for
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -196,15 +197,7 @@ async def test_an_erasure_through_the_pipeline_deletes_the_dead_letters_naming_t
 
 def cli(settings: Settings, *args: str) -> Result:
     """``sferum-audit ARGS`` in-process against ``settings``' store."""
-    env = {
-        "SFERUM_AUDIT_DATA_DIR": str(settings.data_dir),
-        "SFERUM_AUDIT_DATABASE_URL": settings.database_url,
-        "SFERUM_AUDIT_DATABASE_SCHEMA": settings.database_schema,
-        "SFERUM_AUDIT_LOG_FORMAT": "json",
-        "SFERUM_AUDIT_LOG_LEVEL": "WARNING",
-        "COLUMNS": "200",
-    }
-    return CliRunner().invoke(cli_app, list(args), env=env)
+    return CliRunner().invoke(cli_app, list(args), env=cli_environment(settings))
 
 
 def record_school(settings: Settings, school: str) -> tuple[str, str, str]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
+from cli_environment import cli_environment
+
 from sferum_audit.application.commands import parse_command
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
@@ -139,18 +141,6 @@ class Dba:
             update = self._sql("UPDATE {t} SET topic = ?, state = ? WHERE {pos} = ?")
             cur.execute(update, (topic_b, state_b, first))
             cur.execute(update, (topic_a, state_a, second))
-
-
-def cli_environment(settings: Settings) -> dict[str, str | None]:
-    """The variables that point ``sferum-audit`` at ``settings``' store."""
-    return {
-        "SFERUM_AUDIT_DATA_DIR": str(settings.data_dir),
-        "SFERUM_AUDIT_DATABASE_URL": settings.database_url,
-        "SFERUM_AUDIT_DATABASE_SCHEMA": settings.database_schema,
-        "SFERUM_AUDIT_LOG_FORMAT": "json",
-        "SFERUM_AUDIT_LOG_LEVEL": "WARNING",
-        "COLUMNS": "200",
-    }
 
 
 class Cli:
