@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from sferum_audit.application.bootstrap import build_audit_log
+from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 
 POSTGRES_URL_VARIABLE = "SFERUM_AUDIT_TEST_POSTGRES_URL"
@@ -65,3 +67,13 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 def unique() -> str:
     """A short unique suffix for ids, so tests never share a school or a stream."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[AuditLog]:
+    """The audit log on the store under test, closed afterwards."""
+    audit_log = build_audit_log(settings)
+    try:
+        yield audit_log
+    finally:
+        audit_log.close()

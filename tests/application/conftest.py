@@ -1,24 +1,11 @@
-"""Application fixtures: the audit log on each store, and a ready school built through it."""
+"""Application fixtures: a ready school, built through the audit log (tests/conftest `app`)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 from sferum_app_builder import SchoolBuilder
 
-from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
-from sferum_audit.application.settings import Settings
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[AuditLog]:
-    audit_log = build_audit_log(settings)
-    try:
-        yield audit_log
-    finally:
-        audit_log.close()
 
 
 @pytest.fixture

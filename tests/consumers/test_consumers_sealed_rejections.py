@@ -6,7 +6,6 @@ refusal stays readable. On SQLite and PostgreSQL, through the ingest's own proce
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,15 +52,6 @@ class NoTransport:
 
     async def dead_letter(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
         raise AssertionError("no dead letters expected")
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[AuditLog]:
-    log = build_audit_log(settings)
-    try:
-        yield log
-    finally:
-        log.close()
 
 
 class School:

@@ -9,7 +9,6 @@ import pytest
 import structlog
 from integrity_helpers import Dba, SealedLog, record_school
 
-from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.integrity.sealer import Sealer
@@ -36,15 +35,6 @@ def integrity_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "SFERUM_AUDIT_VIEWS_URL",
     ):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[AuditLog]:
-    log = build_audit_log(settings)
-    try:
-        yield log
-    finally:
-        log.close()
 
 
 @pytest.fixture
