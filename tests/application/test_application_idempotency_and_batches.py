@@ -120,7 +120,9 @@ def test_a_batch_mixing_an_earlier_recorded_command_with_new_ones(school: School
     assert results[0].events[0].position > first.events[0].position
 
 
-def test_refused_command_is_not_remembered_and_can_be_sent_again(school: SchoolBuilder) -> None:
+def test_a_refused_command_id_keeps_its_refusal_after_the_rules_would_allow_it(
+    school: SchoolBuilder,
+) -> None:
     raw = school.raw(
         "remove-content",
         TEACHER("class-teacher"),
@@ -131,10 +133,82 @@ def test_refused_command_is_not_remembered_and_can_be_sent_again(school: SchoolB
         author_id=STUDENT_6B.id,
         reason="нарушение закона",
     )
-    assert school.app.handle(parse_command(raw)).error_code == "chat-not-under-control"
+    first = school.app.handle(parse_command(raw))
+    assert (first.error_code, first.repeat) == ("chat-not-under-control", False)
     school.ok("release-class-teacher", ADMIN, class_id="6b")
     school.ok("assign-class-teacher", ADMIN, class_id="6b", teacher_id=TEACHER.id)
-    assert school.app.handle(parse_command(raw)).status == "recorded"
+    top = school.app.recorder.max_notification_id()
+
+    again = school.app.handle(parse_command(raw))
+
+    assert (again.status, again.error_code, again.error_message) == (
+        "rejected",
+        first.error_code,
+        first.error_message,
+    )
+    assert again.repeat
+    assert again.as_dict() == first.as_dict()
+    assert school.app.recorder.max_notification_id() == top
+
+
+def test_a_different_command_under_a_refused_id_is_refused_as_a_reused_id(
+    school: SchoolBuilder,
+) -> None:
+    raw = removal(school, chat_id="class-6b")
+    assert school.app.handle(parse_command(raw)).error_code == "chat-not-under-control"
+    other = parse_command(raw | {"chat_id": "class-5a"})
+    top = school.app.recorder.max_notification_id()
+
+    result = school.app.handle(other)
+
+    assert (result.error_code, result.repeat) == ("command-id-reused", False)
+    assert school.app.recorder.max_notification_id() == top
+
+
+def test_a_refused_command_id_keeps_its_refusal_after_a_restart(
+    school: SchoolBuilder, settings: Settings
+) -> None:
+    raw = removal(school, chat_id="class-6b")
+    first = school.app.handle(parse_command(raw))
+    fresh = build_audit_log(settings)
+    try:
+        again = fresh.handle(parse_command(raw))
+    finally:
+        fresh.close()
+    assert (again.error_code, again.error_message, again.repeat) == (
+        first.error_code,
+        first.error_message,
+        True,
+    )
+
+
+def test_a_refused_command_repeated_inside_its_batch_is_a_repeat(school: SchoolBuilder) -> None:
+    command = parse_command(removal(school, chat_id="class-6b"))
+    top = school.app.recorder.max_notification_id() or 0
+
+    first, second = school.app.handle_batch([command, command])
+
+    assert (first.error_code, first.repeat) == ("chat-not-under-control", False)
+    assert (second.error_code, second.repeat) == ("chat-not-under-control", True)
+    assert school.new_event_types(top) == ["CommandReceipt.Refused"]
+
+
+def test_a_retried_refusal_never_reaches_the_audit_trail_of_views(school: SchoolBuilder) -> None:
+    """A refused removal whose chat appears later stays refused: never both in the
+    rejections and in the audit trail."""
+    raw = removal(school, chat_id="later-chat")
+    assert school.app.handle(parse_command(raw)).error_code == "unknown-chat"
+    school.ok(
+        "create-chat",
+        CLASS_TEACHER,
+        chat_id="later-chat",
+        kind="free",
+        title="Проект",
+        purpose="project",
+    )
+    top = school.app.recorder.max_notification_id() or 0
+    assert school.app.handle(parse_command(raw)).status == "rejected"
+    assert school.new_event_types(top) == []
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -180,13 +254,16 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
 
     log = school.app.recorder.select_notifications(top + 1, 100)
     in_log = [n.topic.rsplit(":", 1)[1] for n in log]
-    assert [t for t in in_log if t != "CommandReceipt.Recorded"] == expected_types
+    assert [t for t in in_log if not t.startswith("CommandReceipt.")] == expected_types
     assert in_log.count("CommandReceipt.Recorded") == 4
+    assert in_log.count("CommandReceipt.Refused") == 1
     assert [n.id for n in log] == list(range(top + 1, top + 1 + len(log)))
 
 
-def test_batch_of_only_refused_commands_records_nothing(school: SchoolBuilder) -> None:
-    top = school.app.recorder.max_notification_id()
+def test_batch_of_only_refused_commands_records_only_their_refusals(
+    school: SchoolBuilder,
+) -> None:
+    top = school.app.recorder.max_notification_id() or 0
     results = school.app.handle_batch(
         [
             school.command("create-class", TEACHER, class_id="7v", name="7В"),
@@ -194,7 +271,7 @@ def test_batch_of_only_refused_commands_records_nothing(school: SchoolBuilder) -
         ]
     )
     assert [r.error_code for r in results] == ["not-administrator", "class-already-exists"]
-    assert school.app.recorder.max_notification_id() == top
+    assert school.new_event_types(top) == ["CommandReceipt.Refused"] * 2
 
 
 def test_a_refused_command_that_had_changed_state_is_undone_and_the_rest_recorded(
