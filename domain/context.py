@@ -30,21 +30,21 @@ class DatedBeforePreviousStep(DomainError):
     code = "dated-before-previous-step"
 
 
-def check_not_before(ctx: CommandContext, moment: datetime, fact: str) -> None:
-    """Refuses an act dated before ``moment``, when ``fact`` (which it relies on) began."""
-    if ctx.occurred_at < moment:
+def check_not_before(at: datetime, moment: datetime | None, fact: str) -> None:
+    """Refuses an act dated ``at``, before ``moment`` when ``fact`` (which it relies on)
+    began."""
+    if moment is not None and at < moment:
         raise DatedBeforeFact(
-            f"the act is dated {ctx.occurred_at.isoformat()}, before {fact} "
-            f"({moment.isoformat()}); acts are judged by what held when they occurred"
+            f"the act is dated {at.isoformat()}, before {fact} ({moment.isoformat()}); "
+            "acts are judged by what held when they occurred"
         )
 
 
-def check_step_order(ctx: CommandContext, previous: datetime, step: str, after: str) -> None:
-    """Refuses a lifecycle ``step`` dated before the step ``after`` it follows."""
-    if ctx.occurred_at < previous:
+def check_step_order(at: datetime, previous: datetime, step: str, after: str) -> None:
+    """Refuses a lifecycle ``step`` dated ``at``, before the step ``after`` it follows."""
+    if at < previous:
         raise DatedBeforePreviousStep(
-            f"{step} is dated {ctx.occurred_at.isoformat()}, before {after} "
-            f"({previous.isoformat()})"
+            f"{step} is dated {at.isoformat()}, before {after} ({previous.isoformat()})"
         )
 
 

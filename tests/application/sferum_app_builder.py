@@ -212,6 +212,13 @@ class SchoolBuilder:
         self.batch_ok(commands)
         return self
 
+    def teaching_staff(self, person_id: str, name: str = "Новый педагог") -> str:
+        """A teacher who joined the platform: a teacher profile and a place on the staff
+        roster, so they may be appointed administrator (2.2, 2.3)."""
+        self.ok("register-profile", ADMIN, profile_id=person_id, role="teacher", display_name=name)
+        self.ok("admit-person", ADMIN, person_id=person_id, roster_role="staff")
+        return person_id
+
     def add(self, chat_id: str, *profile_ids: str, actor: As = ADMIN) -> None:
         for profile_id in profile_ids:
             self.ok("add-member", actor, chat_id=chat_id, profile_id=profile_id)

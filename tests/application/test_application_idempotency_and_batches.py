@@ -6,13 +6,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sferum_app_builder import ADMIN, CLASS_TEACHER, STUDENT, STUDENT_6B, T0, TEACHER, SchoolBuilder
+from sferum_app_builder import (
+    ADMIN,
+    CLASS_TEACHER,
+    PARENT,
+    STUDENT,
+    STUDENT_6B,
+    T0,
+    TEACHER,
+    SchoolBuilder,
+)
 
 from sferum_audit.application import handlers
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.commands import parse_command
 from sferum_audit.application.settings import Settings
-from sferum_audit.domain.chat import Chat
+from sferum_audit.domain.chat import Candidate, Chat
 from sferum_audit.domain.errors import DomainError
 
 
@@ -220,6 +229,7 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
         school.command("create-class", ADMIN, class_id="7v", name="7В"),
         school.command("assign-class-teacher", ADMIN, class_id="7v", teacher_id=TEACHER.id),
         school.command("appoint-administrator", TEACHER, person_id=TEACHER.id, order_ref="сам"),
+        school.command("transfer-student", ADMIN, person_id=STUDENT.id, to_class_id="7v"),
         school.command("add-member", ADMIN, chat_id="class-7v", profile_id=STUDENT.id),
         school.command(
             "warn-about-liability",
@@ -238,6 +248,7 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
         ("rejected", "not-administrator"),
         ("recorded", None),
         ("recorded", None),
+        ("recorded", None),
     ]
     recorded = [r for r in results if r.status == "recorded"]
     positions = [e.position for r in recorded for e in r.events]
@@ -247,6 +258,7 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
         "Chat.Created",
         "Chat.Created",
         "School.ClassTeacherAssigned",
+        "School.StudentTransferred",
         "Chat.MemberJoined",
         "Chat.LiabilityWarned",
     ]
@@ -255,7 +267,7 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
     log = school.app.recorder.select_notifications(top + 1, 100)
     in_log = [n.topic.rsplit(":", 1)[1] for n in log]
     assert [t for t in in_log if not t.startswith("CommandReceipt.")] == expected_types
-    assert in_log.count("CommandReceipt.Recorded") == 4
+    assert in_log.count("CommandReceipt.Recorded") == 5
     assert in_log.count("CommandReceipt.Refused") == 1
     assert [n.id for n in log] == list(range(top + 1, top + 1 + len(log)))
 
@@ -281,7 +293,7 @@ def test_a_refused_command_that_had_changed_state_is_undone_and_the_rest_recorde
 
     def half_done(uow, cmd, ctx) -> None:
         chat = handlers.chat_of(uow, handlers.school_of(uow, cmd), cmd.chat_id)
-        chat.join(ctx, "intruder", "student", "added")
+        chat.join(ctx, Candidate("intruder", "student", student_class="5a"), "student", "added")
         raise DomainError("changed its mind after changing state")
 
     monkeypatch.setitem(handlers.HANDLERS, "leave-chat", half_done)
@@ -289,7 +301,7 @@ def test_a_refused_command_that_had_changed_state_is_undone_and_the_rest_recorde
         [
             school.command("add-member", ADMIN, chat_id="class-5a", profile_id=STUDENT.id),
             school.command("leave-chat", STUDENT, chat_id="class-5a"),
-            school.command("add-member", ADMIN, chat_id="class-5a", profile_id=STUDENT_6B.id),
+            school.command("add-member", ADMIN, chat_id="class-5a", profile_id=PARENT.id),
         ]
     )
     assert [(r.status, r.error_code) for r in results] == [
@@ -298,7 +310,7 @@ def test_a_refused_command_that_had_changed_state_is_undone_and_the_rest_recorde
         ("recorded", None),
     ]
     chat: Chat = school.chat("class-5a")
-    assert chat.members == {STUDENT.id: "student", STUDENT_6B.id: "student"}
+    assert chat.members == {STUDENT.id: "student", PARENT.id: "parent"}
     assert [e.version for r in (results[0], results[2]) for e in r.events] == [
         chat.version - 1,
         chat.version,
