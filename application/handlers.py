@@ -549,8 +549,19 @@ def moderated_chat(uow: UnitOfWork, cmd: c.CommandBase, chat_id: str) -> tuple[C
     """The chat and the moderator's standing. The actor's role is not pre-checked here: the
     chat explains a refusal in the regulation's own terms (who controls it, under what)."""
     school = school_of(uow, cmd)
-    standing, _ = standing_of(uow, school, cmd.actor.id, cmd.occurred_at)
-    return chat_of(uow, school, chat_id), standing
+    at = cmd.occurred_at
+    standing, _ = standing_of(uow, school, cmd.actor.id, at)
+    chat = chat_of(uow, school, chat_id)
+    if cmd.actor.role not in {"student", "parent"} and at >= chat.created_at:
+        then = authorities_over(chat.control_at(at), standing)
+        now = authorities_over(chat.control, standing_of(uow, school, cmd.actor.id, None)[0])
+        if not then and now:
+            raise DatedBeforeFact(
+                f"{cmd.actor.id} controls chat {chat_id} now ({', '.join(sorted(now))}) but "
+                f"did not when the act occurred ({at.isoformat()}); acts are judged by what "
+                "held when they occurred"
+            )
+    return chat, standing
 
 
 @handles("remove-content")
