@@ -306,16 +306,24 @@ def transfer_student(uow: UnitOfWork, cmd: c.TransferStudent, ctx: CommandContex
     school, _, _ = verified_actor(uow, cmd)
     from_class = school.transfer_student(ctx, cmd.person_id, cmd.to_class_id)
     reason = f"transferred to class {cmd.to_class_id}"
-    for chat in chats_of_class(uow, school, from_class):
+    leave_class_chats(uow, school, ctx, from_class, cmd.person_id, reason)
+
+
+def leave_class_chats(
+    uow: UnitOfWork, school: School, ctx: CommandContext, class_id: str, child: str, reason: str
+) -> None:
+    """A student who left class ``class_id`` leaves its chats, and so do their parents,
+    unless another of their children keeps them there."""
+    for chat in chats_of_class(uow, school, class_id):
         for member_id, role in sorted(chat.members.items()):
-            if member_id == cmd.person_id:
+            if member_id == child:
                 chat.remove_member(ctx, member_id, reason)
-            elif role == "parent" and parent_of_transferred(uow, school, member_id, cmd.person_id):
+            elif role == "parent" and parent_of(uow, member_id, child):
                 profile = profile_in(uow, school, member_id)
                 try:
                     chat.check_may_join(candidate_of(school, profile, ctx.occurred_at))
                 except DomainError:
-                    chat.remove_member(ctx, member_id, f"their child was {reason}")
+                    chat.remove_member(ctx, member_id, f"their child {child}: {reason}")
 
 
 def chats_of_class(uow: UnitOfWork, school: School, class_id: str) -> list[Chat]:
@@ -329,7 +337,7 @@ def chats_of_class(uow: UnitOfWork, school: School, class_id: str) -> list[Chat]
     return chats
 
 
-def parent_of_transferred(uow: UnitOfWork, school: School, member_id: str, child: str) -> bool:
+def parent_of(uow: UnitOfWork, member_id: str, child: str) -> bool:
     profile = uow.find(Profile, Profile.create_id(member_id))
     return profile is not None and profile.is_parent_of(child)
 
@@ -339,12 +347,15 @@ def record_departure(uow: UnitOfWork, cmd: c.RecordDeparture, ctx: CommandContex
     school, _, _ = verified_actor(uow, cmd)
     chats = [chat_of(uow, school, chat_id) for chat_id in all_chat_ids(school)]
     profile = uow.find(Profile, Profile.create_id(cmd.person_id))
+    student_class = school.class_of(cmd.person_id)
     school.record_departure(ctx, cmd.person_id, cmd.reason)
     if profile is not None and profile.school_id == school.school_id:
         profile.mark_left_school(ctx)
     for chat in chats:
         if cmd.person_id in chat.members:
             chat.remove_member(ctx, cmd.person_id, "left the school")
+    if student_class is not None:
+        leave_class_chats(uow, school, ctx, student_class, cmd.person_id, "left the school")
 
 
 # -- profiles and account links -----------------------------------------------------------------

@@ -310,7 +310,7 @@ def test_leaving_the_school_ends_memberships_in_every_chat_of_the_school(
     chats = ["school-channel", "class-5a", "math-5a", "olympiad"]
     for chat_id in chats:
         school.add(chat_id, STUDENT.id)
-    school.add("class-5a", PARENT.id)  # the student's mother stays
+    school.add("class-5a", CLASS_TEACHER.id)  # the class teacher stays
 
     result = school.ok("record-departure", ADMIN, person_id=STUDENT.id, reason="переезд в Москву")
     in_log_order = [e.type for e in sorted(result.events, key=lambda e: e.position)]
@@ -321,7 +321,7 @@ def test_leaving_the_school_ends_memberships_in_every_chat_of_the_school(
     ]
     for chat_id in chats:
         assert STUDENT.id not in school.chat(chat_id).members, chat_id
-    assert school.chat("class-5a").members == {PARENT.id: "parent"}
+    assert school.chat("class-5a").members == {CLASS_TEACHER.id: "teacher"}
     assert school.profile(STUDENT.id).left_school
 
     issue(school)

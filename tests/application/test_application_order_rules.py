@@ -399,3 +399,13 @@ def test_an_invitation_cannot_be_redeemed_or_annulled_before_it_was_issued(
         "annul-invitation", ADMIN, invitation_id="inv-1", reason="безопасность", at=before
     )
     assert code == "dated-before-previous-step"
+
+
+def test_a_students_departure_takes_their_parent_out_of_the_class_chats(
+    school: SchoolBuilder,
+) -> None:
+    school.add("class-5a", STUDENT.id, PARENT.id)
+    school.add("parents-5a", PARENT.id)
+    school.ok("record-departure", ADMIN, person_id=STUDENT.id, reason="переезд")
+    assert school.chat("class-5a").members == {}
+    assert school.chat("parents-5a").members == {}
