@@ -463,9 +463,9 @@ class School(AuditedAggregate):
         del self.state.roster[person_id]
         self.state.administrators.discard(person_id)
         self._end_admin_term(person_id, at)
-        for term in (open_term(self.state.staff_terms.get(person_id)),):
-            if term is not None:
-                term.end = at
+        staff_term = open_term(self.state.staff_terms.get(person_id))
+        if staff_term is not None:
+            staff_term.end = at
         class_terms = self.state.class_terms.get(person_id)
         if class_terms and class_terms[-1][1].end is None:
             class_terms[-1][1].end = at
