@@ -409,3 +409,18 @@ def test_a_students_departure_takes_their_parent_out_of_the_class_chats(
     school.ok("record-departure", ADMIN, person_id=STUDENT.id, reason="переезд")
     assert school.chat("class-5a").members == {}
     assert school.chat("parents-5a").members == {}
+
+
+def test_a_former_moderators_act_from_their_term_arriving_late_is_recorded(
+    school: SchoolBuilder,
+) -> None:
+    school.teacher_chat("math-5a", owner=TEACHER)
+    school.ok("appoint-chat-moderator", TEACHER, chat_id="math-5a", profile_id=CLASS_TEACHER_6B.id)
+    acted_at = school.clock + timedelta(minutes=1)
+    school.clock += timedelta(hours=1)
+    school.ok("remove-chat-moderator", TEACHER, chat_id="math-5a", profile_id=CLASS_TEACHER_6B.id)
+    moderator = As(CLASS_TEACHER_6B.id, "teacher")
+    late = removal(school, moderator, "math-5a") | {"occurred_at": acted_at.isoformat()}
+    assert school.app.handle(parse_command(late)).status == "recorded"
+    now = removal(school, moderator, "math-5a", command_id="after-the-term")
+    assert school.app.handle(parse_command(now)).error_code == "chat-not-under-control"
