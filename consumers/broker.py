@@ -31,6 +31,7 @@ from nats.js.api import ConsumerConfig
 from pydantic import BaseModel, Field, PlainValidator
 
 from sferum_audit.application.commands import Command
+from sferum_audit.consumers.connection import nats_security
 from sferum_audit.consumers.ingest import IngestProcessor
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.topology import consumer_name, partition_consumer_config
@@ -124,8 +125,14 @@ def build_broker(
     logger: Any = None,
     reconnected_cb: Callable[[], Awaitable[None]] | None = None,
 ) -> NatsBroker:
-    """The broker; ``logger=None`` by default (FastStream's per-message lines cost ~25%)."""
+    """The broker; ``logger=None`` by default (FastStream's per-message lines cost ~25%).
+
+    It authenticates as the service (``SFERUM_AUDIT_NATS_*`` credentials and TLS).
+    """
     options: dict[str, Any] = {"reconnect_time_wait": 0.5}
+    security = nats_security(settings)
+    if security is not None:
+        options["security"] = security
     if reconnected_cb is not None:
         options["reconnected_cb"] = reconnected_cb
     return NatsBroker(

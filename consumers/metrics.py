@@ -91,7 +91,7 @@ class Metrics:
     def expose(self) -> bytes:
         return generate_latest(self.registry)
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> object:  # noqa: S104  # scraped from outside
+    def serve(self, port: int, host: str = "127.0.0.1") -> object:
         """Starts the /metrics HTTP endpoint in a daemon thread; returns the server."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server
