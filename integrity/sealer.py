@@ -293,6 +293,17 @@ class Sealer:
             except LeafEncodingError as exc:
                 good = self._seal_before_bad_row(leaves, tree, page, position, holes)
                 return good + position - start, f"cannot seal: {exc}"
+            if page_holes and self._reader.gapless:
+                # SQLite never skips a position: a hole is an event deleted before sealing.
+                first = page_holes[0]
+                keep = first - position - 1
+                if keep:
+                    leaves.append(b"".join(hashed[:keep]))
+                    tree.extend(hashed[:keep])
+                return first - 1 - start, (
+                    f"position {first} has no event, and this store never skips a position: "
+                    "an event was deleted before it was sealed; run `sferum-audit verify`"
+                )
             leaves.append(b"".join(hashed))
             tree.extend(hashed)
             holes.extend(page_holes)

@@ -37,6 +37,10 @@ class StoreReader(Protocol):
     prefetch: bool
     """Whether reading the next page in a thread while this one is hashed pays off
     (a network round trip does; SQLite's memory-mapped reads do not)."""
+    gapless: bool
+    """Whether the store never skips a position (SQLite: a position is the next rowid), so
+    a position without an event can only be a deletion; PostgreSQL's sequence skips the
+    values of rolled-back inserts."""
 
     def head(self) -> int:
         """The highest position in the store (0 if it is empty)."""
@@ -81,6 +85,7 @@ class _SQLiteReader:
         self.description = f"SQLite {db_name} table {table}"
         self.spec: ReaderSpec | None = ReaderSpec("sqlite", table, sqlite_path=db_name)
         self.prefetch = False
+        self.gapless = True
         self._conn = sqlite3.connect(db_name, uri=True, check_same_thread=False)
         self._conn.isolation_level = None  # autocommit: each SELECT sees what is committed
         # Read the file through a memory map: no system call per page.
@@ -121,6 +126,7 @@ class _PostgresReader:
         self.description = f"PostgreSQL table {schema}.{table}"
         self.spec = spec
         self.prefetch = True
+        self.gapless = False
         self.on_close: Callable[[], None] | None = None
         self._connect = connect
         self._row_factory = tuple_row
@@ -184,6 +190,7 @@ class _NotificationReader:
         self.description = f"{type(recorder).__name__} via select_notifications"
         self.spec: ReaderSpec | None = None
         self.prefetch = True
+        self.gapless = type(recorder).__module__ in ("eventsourcing.sqlite", "eventsourcing.popo")
         self._recorder = recorder
 
     def head(self) -> int:
