@@ -86,7 +86,9 @@ INGEST_DESCRIPTION = (
     "One command per message (the JSON of `sferum-audit record`). Headers: Nats-Msg-Id = "
     "command_id (JetStream drops a repeat within the duplicate window; the store's "
     "command-id check covers later repeats), optional reply_to (the answer is published "
-    "there) and correlation_id. The stream stores it as "
+    "there if it is a plain subject under the allowed inbox prefixes, "
+    "SFERUM_AUDIT_REPLY_PREFIXES, default _INBOX.; any other is ignored) and "
+    "correlation_id. The stream stores it as "
     "<prefix>.ingest.<partition>.<school_id>.<command_type> (partition = FNV-1a of the "
     "school token mod the partition count); a durable pull consumer per partition, held by "
     "one instance at a time, records batches in stream order in one transaction each. "
@@ -296,7 +298,9 @@ def document(broker: NatsBroker, settings: PipelineSettings) -> None:
         "{reply_to}",
         schema=CommandAnswer,
         title="answers",
-        description="The answer to a command published with a reply_to header.",
+        description="The answer to a command published with a reply_to header; sent only "
+        "to a plain subject under the allowed inbox prefixes (SFERUM_AUDIT_REPLY_PREFIXES, "
+        "default _INBOX.), never to the service's own subjects or the $JS/$KV APIs.",
     )
 
 

@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from sferum_audit.application.settings import Settings
 from sferum_audit.consumers.connection import (
     NatsCredentialsError,
     connect_options,
@@ -21,6 +22,7 @@ from sferum_audit.consumers.connection import (
     redact_url,
     redact_urls,
 )
+from sferum_audit.consumers.embedded_nats import EmbeddedNats
 from sferum_audit.consumers.settings import PipelineSettings
 
 
@@ -110,3 +112,22 @@ def test_forget_and_dead_letters_do_not_print_the_urls_password(
     assert "dead letters not checked" in captured[0]
     assert "hunter2" not in captured[0]
     assert "svc:***@127.0.0.1:1" in captured[0]
+
+
+@pytest.mark.nats
+async def test_the_pipeline_starting_line_shows_the_url_without_its_password(
+    nats_server: EmbeddedNats, sqlite_settings: Settings, unique: str
+) -> None:
+    from consumer_helpers import fast_options
+    from structlog.testing import capture_logs
+
+    from sferum_audit.consumers.service import Pipeline
+
+    # A server without authorization accepts (and ignores) the credentials in the URL.
+    url = nats_server.url.replace("nats://", "nats://svc:hunter2@")
+    with capture_logs() as logs:
+        async with Pipeline(sqlite_settings, fast_options(url, f"a-{unique}"), views=False):
+            pass
+    starting = next(e for e in logs if e["event"] == "pipeline starting")
+    assert starting["nats"] == url.replace("hunter2", "***")
+    assert "hunter2" not in repr(logs)
