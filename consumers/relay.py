@@ -224,11 +224,13 @@ class EventRelay:
         if last_id and await self._genuine(last):
             return int(last_id)
         self._foreign(last)
-        return await self._last_genuine(info.state.first_seq or 1, info.state.last_seq - 1)
+        found = await self._last_genuine(info.state.first_seq or 1, info.state.last_seq - 1)
+        return stored if found is None else found
 
-    async def _last_genuine(self, first_seq: int, sequence: int) -> int:
-        """The position of the last genuine message at or before ``sequence`` (0 if none
-        within ``FOREIGN_SCAN_LIMIT`` messages); each foreign one on the way is an alarm."""
+    async def _last_genuine(self, first_seq: int, sequence: int) -> int | None:
+        """The position of the last genuine message at or before ``sequence`` (``None`` if
+        there is none within ``FOREIGN_SCAN_LIMIT`` messages: then the stored position);
+        each foreign one on the way is an alarm."""
         for seq in range(sequence, max(first_seq, sequence - FOREIGN_SCAN_LIMIT) - 1, -1):
             try:
                 msg = await self.js.get_msg(self.settings.events_stream, seq)
@@ -237,7 +239,7 @@ class EventRelay:
             if await self._genuine(msg):
                 return int((msg.headers or {})[hdr.MSG_ID])
             self._foreign(msg)
-        return 0
+        return None
 
     async def _genuine(self, msg: Any) -> bool:
         """Whether ``msg`` is exactly what the relay publishes for the position it names."""
