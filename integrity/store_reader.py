@@ -51,6 +51,12 @@ class StoreReader(Protocol):
     def count_after(self, position: int) -> int:
         """How many rows have a position greater than ``position``."""
 
+    def first_version_gap(self) -> tuple[int, int] | None:
+        """(position, version) of the first event whose aggregate lacks the version before
+        it, if any: aggregates are written version after version, so a missing version is
+        a deleted event (a rolled-back insert leaves no such gap). ``None`` when there is no
+        gap, or when the store cannot be asked."""
+
     def close(self) -> None:
         """Release the reader's connection."""
 
@@ -96,6 +102,12 @@ class _SQLiteReader:
         )
         self._head = f"SELECT MAX(rowid) FROM {table}"  # noqa: S608
         self._count = f"SELECT COUNT(*) FROM {table} WHERE rowid > ?"  # noqa: S608
+        self._gap = (
+            f"SELECT e.rowid, e.originator_version FROM {table} e "  # noqa: S608
+            "WHERE e.originator_version > 1 AND NOT EXISTS (SELECT 1 FROM "
+            f"{table} p WHERE p.originator_id = e.originator_id "
+            "AND p.originator_version = e.originator_version - 1) ORDER BY e.rowid LIMIT 1"
+        )
 
     def head(self) -> int:
         row = self._conn.execute(self._head).fetchone()
@@ -106,6 +118,10 @@ class _SQLiteReader:
 
     def count_after(self, position: int) -> int:
         return int(self._conn.execute(self._count, (position,)).fetchone()[0])
+
+    def first_version_gap(self) -> tuple[int, int] | None:
+        row = self._conn.execute(self._gap).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
 
     def close(self) -> None:
         self._conn.close()
@@ -139,6 +155,13 @@ class _PostgresReader:
         ).format(oid, name)
         self._head = sql.SQL("SELECT MAX(notification_id) FROM {}").format(name)
         self._count = sql.SQL("SELECT COUNT(*) FROM {} WHERE notification_id > %s").format(name)
+        self._gap = sql.SQL(
+            "SELECT e.notification_id, e.originator_version FROM {} e "
+            "WHERE e.originator_version > 1 AND NOT EXISTS (SELECT 1 FROM {} p "
+            "WHERE p.originator_id = e.originator_id "
+            "AND p.originator_version = e.originator_version - 1) "
+            "ORDER BY e.notification_id LIMIT 1"
+        ).format(name, name)
 
     def _one(self, query: Any, params: tuple[Any, ...] = ()) -> int:
         with self._connect() as conn, conn.cursor(row_factory=self._row_factory) as cur:
@@ -150,6 +173,11 @@ class _PostgresReader:
 
     def count_after(self, position: int) -> int:
         return self._one(self._count, (position,))
+
+    def first_version_gap(self) -> tuple[int, int] | None:
+        with self._connect() as conn, conn.cursor(row_factory=self._row_factory) as cur:
+            row = cur.execute(self._gap).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
 
     def rows(self, after: int, upto: int, limit: int) -> list[RawRow]:
         # Ask for a window of `limit` positions at a time: a bounded index range, whatever
@@ -207,6 +235,10 @@ class _NotificationReader:
         for page in pages(self, position, self.head(), 10_000, prefetch=False):
             count += len(page)
         return count
+
+    def first_version_gap(self) -> tuple[int, int] | None:
+        """Not asked through the recorder's API."""
+        return None
 
     def close(self) -> None:
         """Nothing of its own to release."""

@@ -407,6 +407,24 @@ def _check_missing_tail(
             report.compared += 1
 
 
+def _deleted_not_burned(reader: StoreReader, report: VerifyReport) -> None:
+    """On a store that skips positions (PostgreSQL), tell a deleted event from a burned
+    sequence number: a rolled-back insert leaves its aggregate's versions whole, a deleted
+    event leaves a later version of its aggregate without the one before it."""
+    gap = reader.first_version_gap()
+    if gap is None:
+        return
+    position, version = gap
+    report.findings.append(
+        Finding(
+            "missing",
+            f"the event at position {position} is version {version} of its aggregate but "
+            f"version {version - 1} is in the store nowhere: an event was deleted (a hole "
+            "sealed before this position is that event, not a skipped sequence number)",
+        )
+    )
+
+
 def _first_unsealed_gap(
     reader: StoreReader, covered: int, head: int, page_size: int, report: VerifyReport
 ) -> None:
@@ -533,6 +551,8 @@ def verify_store(
                 if not report.findings and head < sealed:
                     _check_missing_tail(leaves, head, sealed, covered, report)
             report.unsealed = reader.count_after(covered)
+            if not reader.gapless and report.holes and not report.findings:
+                _deleted_not_burned(reader, report)
             if reader.gapless and not report.findings and report.unsealed < head - covered:
                 _first_unsealed_gap(reader, covered, head, page_size, report)
         finally:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from integrity_helpers import Cli, Dba, SealedLog, head, record_school
 
+from sferum_audit.integrity.store_reader import open_reader
 from sferum_audit.integrity.verifier import VerifyReport, verify_log
 
 Tamper = Callable[[Dba, int], None]
@@ -147,6 +148,33 @@ def test_a_hole_sealed_on_sqlite_by_an_earlier_version_fails_verify(
     assert not report.ok
     assert report.first_bad_position == hole, report.lines()
     assert "never skips a position" in report.summary()
+
+
+def test_an_event_deleted_before_sealing_on_postgresql_is_told_from_a_burned_number(
+    sealed: SealedLog,
+) -> None:
+    """PostgreSQL seals the empty position as a hole (it could be a rolled-back insert),
+    but the deleted event's aggregate now lacks a version: verify names the deletion.
+    (A rolled-back insert keeps every aggregate whole: see the sealer's tests.)"""
+    if not sealed.settings.database_url:
+        pytest.skip("SQLite refuses to seal the hole at all (tests above)")
+    first = head(sealed.app)
+    record_school(sealed.app, f"{sealed.school}-b", 20)
+    reader = open_reader(sealed.app.recorder)
+    rows = reader.rows(first, head(sealed.app), 10_000)
+    reader.close()
+    versions = {(row[1], row[2]): row[0] for row in rows}
+    victim, version = next((row[0], row[2]) for row in rows if (row[1], row[2] + 1) in versions)
+    sealed.dba.delete(victim)
+    result = sealed.sealer.run_once(force=True)
+    assert result.holes == (victim,)
+    assert result.alarm is None
+    report = verify(sealed)
+    assert not report.ok
+    [finding] = report.findings
+    assert finding.kind == "missing"
+    assert f"version {version + 1} of its aggregate" in finding.message
+    assert "an event was deleted" in report.summary()
 
 
 def test_an_event_put_into_a_sealed_hole_is_caught(sealed: SealedLog) -> None:
