@@ -419,8 +419,8 @@ def _deleted_not_burned(reader: StoreReader, report: VerifyReport) -> None:
         Finding(
             "missing",
             f"the event at position {position} is version {version} of its aggregate but "
-            f"version {version - 1} is in the store nowhere: an event was deleted (a hole "
-            "sealed before this position is that event, not a skipped sequence number)",
+            f"version {version - 1} is in the store nowhere: an event was deleted (an empty "
+            "position before it is that event, not a skipped sequence number)",
         )
     )
 
@@ -551,7 +551,8 @@ def verify_store(
                 if not report.findings and head < sealed:
                     _check_missing_tail(leaves, head, sealed, covered, report)
             report.unsealed = reader.count_after(covered)
-            if not reader.gapless and report.holes and not report.findings:
+            holes_after = report.unsealed < head - covered
+            if not reader.gapless and (report.holes or holes_after) and not report.findings:
                 _deleted_not_burned(reader, report)
             if reader.gapless and not report.findings and report.unsealed < head - covered:
                 _first_unsealed_gap(reader, covered, head, page_size, report)

@@ -153,9 +153,10 @@ def test_a_hole_sealed_on_sqlite_by_an_earlier_version_fails_verify(
 def test_an_event_deleted_before_sealing_on_postgresql_is_told_from_a_burned_number(
     sealed: SealedLog,
 ) -> None:
-    """PostgreSQL seals the empty position as a hole (it could be a rolled-back insert),
-    but the deleted event's aggregate now lacks a version: verify names the deletion.
-    (A rolled-back insert keeps every aggregate whole: see the sealer's tests.)"""
+    """The empty position could be a rolled-back insert, but the deleted event's aggregate
+    now lacks a version: the sealer refuses to seal past it and verify names the deletion.
+    (A rolled-back insert keeps every aggregate whole and is sealed as a hole: see the
+    sealer's tests.)"""
     if not sealed.settings.database_url:
         pytest.skip("SQLite refuses to seal the hole at all (tests above)")
     first = head(sealed.app)
@@ -167,8 +168,10 @@ def test_an_event_deleted_before_sealing_on_postgresql_is_told_from_a_burned_num
     victim, version = next((row[0], row[2]) for row in rows if (row[1], row[2] + 1) in versions)
     sealed.dba.delete(victim)
     result = sealed.sealer.run_once(force=True)
-    assert result.holes == (victim,)
-    assert result.alarm is None
+    assert result.alarm is not None
+    assert f"position {victim} has no event" in result.alarm
+    assert result.checkpoint is None
+    assert result.size == victim - 1
     report = verify(sealed)
     assert not report.ok
     [finding] = report.findings
