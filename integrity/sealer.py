@@ -323,8 +323,8 @@ class Sealer:
                 f"position {first} has no event, and this store never skips a position: "
                 "an event was deleted before it was sealed; run `sferum-audit verify`"
             )
-        gap = self._reader.first_version_gap()
-        if gap is not None and gap[0] > first:
+        gap = self._reader.first_version_gap(after=first)  # the events since: a few
+        if gap is not None:
             return (
                 f"position {first} has no event and the event at position {gap[0]} is "
                 f"version {gap[1]} of its aggregate without version {gap[1] - 1}: an event "

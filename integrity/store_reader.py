@@ -51,8 +51,9 @@ class StoreReader(Protocol):
     def count_after(self, position: int) -> int:
         """How many rows have a position greater than ``position``."""
 
-    def first_version_gap(self) -> tuple[int, int] | None:
-        """(position, version) of the first event whose aggregate lacks the version before
+    def first_version_gap(self, after: int = 0) -> tuple[int, int] | None:
+        """(position, version) of the first event after position ``after`` whose aggregate
+        lacks the version before
         it, if any: aggregates are written version after version, so a missing version is
         a deleted event (a rolled-back insert leaves no such gap). ``None`` when there is no
         gap, or when the store cannot be asked."""
@@ -104,7 +105,7 @@ class _SQLiteReader:
         self._count = f"SELECT COUNT(*) FROM {table} WHERE rowid > ?"  # noqa: S608
         self._gap = (
             f"SELECT e.rowid, e.originator_version FROM {table} e "  # noqa: S608
-            "WHERE e.originator_version > 1 AND NOT EXISTS (SELECT 1 FROM "
+            "WHERE e.rowid > ? AND e.originator_version > 1 AND NOT EXISTS (SELECT 1 FROM "
             f"{table} p WHERE p.originator_id = e.originator_id "
             "AND p.originator_version = e.originator_version - 1) ORDER BY e.rowid LIMIT 1"
         )
@@ -119,8 +120,8 @@ class _SQLiteReader:
     def count_after(self, position: int) -> int:
         return int(self._conn.execute(self._count, (position,)).fetchone()[0])
 
-    def first_version_gap(self) -> tuple[int, int] | None:
-        row = self._conn.execute(self._gap).fetchone()
+    def first_version_gap(self, after: int = 0) -> tuple[int, int] | None:
+        row = self._conn.execute(self._gap, (after,)).fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
     def close(self) -> None:
@@ -157,7 +158,8 @@ class _PostgresReader:
         self._count = sql.SQL("SELECT COUNT(*) FROM {} WHERE notification_id > %s").format(name)
         self._gap = sql.SQL(
             "SELECT e.notification_id, e.originator_version FROM {} e "
-            "WHERE e.originator_version > 1 AND NOT EXISTS (SELECT 1 FROM {} p "
+            "WHERE e.notification_id > %s AND e.originator_version > 1 "
+            "AND NOT EXISTS (SELECT 1 FROM {} p "
             "WHERE p.originator_id = e.originator_id "
             "AND p.originator_version = e.originator_version - 1) "
             "ORDER BY e.notification_id LIMIT 1"
@@ -174,9 +176,9 @@ class _PostgresReader:
     def count_after(self, position: int) -> int:
         return self._one(self._count, (position,))
 
-    def first_version_gap(self) -> tuple[int, int] | None:
+    def first_version_gap(self, after: int = 0) -> tuple[int, int] | None:
         with self._connect() as conn, conn.cursor(row_factory=self._row_factory) as cur:
-            row = cur.execute(self._gap).fetchone()
+            row = cur.execute(self._gap, (after,)).fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
     def rows(self, after: int, upto: int, limit: int) -> list[RawRow]:
@@ -236,7 +238,7 @@ class _NotificationReader:
             count += len(page)
         return count
 
-    def first_version_gap(self) -> tuple[int, int] | None:
+    def first_version_gap(self, after: int = 0) -> tuple[int, int] | None:
         """Not asked through the recorder's API."""
         return None
 
