@@ -31,6 +31,7 @@ from nats.js.api import ConsumerConfig
 from pydantic import BaseModel, Field, PlainValidator
 
 from sferum_audit.application.commands import Command
+from sferum_audit.consumers.connection import nats_security
 from sferum_audit.consumers.ingest import IngestProcessor
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.topology import consumer_name, partition_consumer_config
@@ -85,7 +86,9 @@ INGEST_DESCRIPTION = (
     "One command per message (the JSON of `sferum-audit record`). Headers: Nats-Msg-Id = "
     "command_id (JetStream drops a repeat within the duplicate window; the store's "
     "command-id check covers later repeats), optional reply_to (the answer is published "
-    "there) and correlation_id. The stream stores it as "
+    "there if it is a plain subject under the allowed inbox prefixes, "
+    "SFERUM_AUDIT_REPLY_PREFIXES, default _INBOX.; any other is ignored) and "
+    "correlation_id. The stream stores it as "
     "<prefix>.ingest.<partition>.<school_id>.<command_type> (partition = FNV-1a of the "
     "school token mod the partition count); a durable pull consumer per partition, held by "
     "one instance at a time, records batches in stream order in one transaction each. "
@@ -124,8 +127,14 @@ def build_broker(
     logger: Any = None,
     reconnected_cb: Callable[[], Awaitable[None]] | None = None,
 ) -> NatsBroker:
-    """The broker; ``logger=None`` by default (FastStream's per-message lines cost ~25%)."""
+    """The broker; ``logger=None`` by default (FastStream's per-message lines cost ~25%).
+
+    It authenticates as the service (``SFERUM_AUDIT_NATS_*`` credentials and TLS).
+    """
     options: dict[str, Any] = {"reconnect_time_wait": 0.5}
+    security = nats_security(settings)
+    if security is not None:
+        options["security"] = security
     if reconnected_cb is not None:
         options["reconnected_cb"] = reconnected_cb
     return NatsBroker(
@@ -289,7 +298,9 @@ def document(broker: NatsBroker, settings: PipelineSettings) -> None:
         "{reply_to}",
         schema=CommandAnswer,
         title="answers",
-        description="The answer to a command published with a reply_to header.",
+        description="The answer to a command published with a reply_to header; sent only "
+        "to a plain subject under the allowed inbox prefixes (SFERUM_AUDIT_REPLY_PREFIXES, "
+        "default _INBOX.), never to the service's own subjects or the $JS/$KV APIs.",
     )
 
 

@@ -477,7 +477,9 @@ class IngestProcessor:
 
     async def _send_answer(self, delivery: Delivery, answer: dict[str, Any]) -> None:
         reply_to = delivery.headers.get(hdr.REPLY_TO)
-        if not reply_to:
+        if not reply_to or not hdr.reply_allowed(
+            reply_to, self.settings.reply_prefixes, self.settings.subject_prefix
+        ):
             return
         headers = {}
         if correlation := delivery.headers.get(hdr.CORRELATION_ID):

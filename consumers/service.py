@@ -32,6 +32,7 @@ from sferum_audit.consumers.broker import (
     release_unhandled,
     start_subscriber,
 )
+from sferum_audit.consumers.connection import connect_options, redact_urls
 from sferum_audit.consumers.coordination import Coordinator
 from sferum_audit.consumers.dead_letters import purge_naming
 from sferum_audit.consumers.ingest import BatchReport, IngestProcessor
@@ -151,9 +152,10 @@ class Pipeline:
 
     async def start(self) -> None:
         options = self.options
-        log.info("pipeline starting", instance=options.instance_id, nats=self.servers)
+        log.info("pipeline starting", instance=options.instance_id, nats=redact_urls(self.servers))
         self.nc = await nats.connect(
             servers=self.servers,
+            **connect_options(options),
             name=f"sferum-audit {options.instance_id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,

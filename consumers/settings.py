@@ -10,9 +10,10 @@ import json
 import os
 import socket
 import uuid
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -30,6 +31,46 @@ class PipelineSettings(BaseSettings):
         default="nats://127.0.0.1:4222",
         description="NATS server URL(s), comma-separated for a cluster. Ignored with "
         "--embedded-nats, which starts its own server.",
+    )
+    nats_creds_file: Path | None = Field(
+        default=None,
+        description="NATS credentials file (user JWT + nkey seed, as `nsc` writes it) the "
+        "service authenticates with.",
+    )
+    nats_nkey_seed_file: Path | None = Field(
+        default=None,
+        description="File holding the service's NATS nkey seed (SU...), for nkey "
+        "authentication without a JWT.",
+    )
+    nats_user: str | None = Field(default=None, description="NATS user name of the service.")
+    nats_password: SecretStr | None = Field(
+        default=None,
+        description="Password of SFERUM_AUDIT_NATS_USER (prefer SFERUM_AUDIT_NATS_PASSWORD_FILE).",
+    )
+    nats_password_file: Path | None = Field(
+        default=None, description="File whose first line is the password of the NATS user."
+    )
+    nats_token: SecretStr | None = Field(
+        default=None, description="NATS authentication token (prefer the _FILE form)."
+    )
+    nats_token_file: Path | None = Field(
+        default=None, description="File whose first line is the NATS authentication token."
+    )
+    nats_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate(s) (PEM) that NATS servers' certificates must chain "
+        "to; setting any TLS file turns TLS on.",
+    )
+    nats_tls_cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM) for NATS mutual TLS."
+    )
+    nats_tls_key_file: Path | None = Field(
+        default=None, description="Private key (PEM) of SFERUM_AUDIT_NATS_TLS_CERT_FILE."
+    )
+    reply_prefixes: Annotated[list[str], NoDecode] = Field(
+        default=["_INBOX."],
+        description="Subjects an answer may be published to must start with one of these "
+        "(comma-separated or a JSON list); any other reply_to is ignored and logged.",
     )
     embedded_nats_port: int = Field(
         default=0,
@@ -132,7 +173,11 @@ class PipelineSettings(BaseSettings):
         default=9464,
         description="Port of the Prometheus /metrics endpoint; unset or 0 disables it.",
     )
-    metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds.")  # noqa: S104  # metrics are scraped from outside
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the metrics endpoint binds; loopback unless configured "
+        "(0.0.0.0 for a scraper on another host).",
+    )
     graceful_timeout: float = Field(
         default=30.0,
         gt=0,
@@ -151,6 +196,37 @@ class PipelineSettings(BaseSettings):
                 return json.loads(value)
             return [float(part) for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("reply_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _one_authentication(self) -> PipelineSettings:
+        chosen = [
+            name
+            for name, value in (
+                ("SFERUM_AUDIT_NATS_CREDS_FILE", self.nats_creds_file),
+                ("SFERUM_AUDIT_NATS_NKEY_SEED_FILE", self.nats_nkey_seed_file),
+                ("SFERUM_AUDIT_NATS_USER", self.nats_user),
+                ("SFERUM_AUDIT_NATS_TOKEN(_FILE)", self.nats_token or self.nats_token_file),
+            )
+            if value
+        ]
+        if len(chosen) > 1:
+            raise ValueError(f"choose one NATS authentication, not {' and '.join(chosen)}")
+        if (self.nats_password or self.nats_password_file) and not self.nats_user:
+            raise ValueError("a NATS password needs SFERUM_AUDIT_NATS_USER")
+        if bool(self.nats_tls_cert_file) != bool(self.nats_tls_key_file):
+            raise ValueError(
+                "SFERUM_AUDIT_NATS_TLS_CERT_FILE and SFERUM_AUDIT_NATS_TLS_KEY_FILE go together"
+            )
+        return self
 
     @field_validator("metrics_port", mode="before")
     @classmethod
