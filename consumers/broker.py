@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import nats.errors
+import structlog
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -34,6 +35,8 @@ from sferum_audit.application.commands import Command
 from sferum_audit.consumers.ingest import IngestProcessor
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.topology import consumer_name, partition_consumer_config
+
+log = structlog.get_logger("sferum_audit.ingest")
 
 ASYNCAPI_TITLE = "sferum-audit"
 ASYNCAPI_VERSION = "0.1.0"
@@ -112,7 +115,12 @@ def make_ingest_handler(processor: IngestProcessor | None) -> IngestHandler:
         by school: one consumer applies a school's commands at a time, in order.
         """
         assert processor is not None, "a documentation-only handler"
-        await processor.process(message.raw_message)
+        try:
+            await processor.process(message.raw_message)
+        except Exception:
+            # Not one message's fault (those are settled inside): the batch stays unacked
+            # and comes back after ack_wait, in order.
+            log.exception("batch not handled; it is redelivered", size=len(message.raw_message))
 
     return ingest_commands
 
