@@ -18,6 +18,7 @@ number ceilings, 200 levels and 4,300 digits, and never raises ``RecursionError`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -473,6 +474,11 @@ def check_size(raw: str | bytes, limits: CommandLimits) -> None:
 def read_json(raw: str | bytes, limits: CommandLimits = DEFAULT_LIMITS) -> Any:
     """Any JSON value within the limits, or ``CommandRejected`` (never another error)."""
     check_size(raw, limits)
+    if isinstance(raw, bytes) and (encoding := json.detect_encoding(raw)) != "utf-8":
+        try:  # a byte order mark, or UTF-16/32, as json.loads reads them
+            raw = raw.decode(encoding)
+        except UnicodeDecodeError as error:
+            raise CommandRejected(f"not valid JSON: {error}", code="invalid-json") from None
     try:
         data = pydantic_core.from_json(raw)
     except ValueError as error:

@@ -54,7 +54,8 @@ class Delivery:
     def command_id(self) -> str | None:
         if self.command is not None:
             return self.command.command_id
-        return self.headers.get(hdr.MSG_ID)
+        msg_id = self.headers.get(hdr.MSG_ID)
+        return None if msg_id is None else hdr.command_id_of_msg_id(msg_id)
 
     @property
     def tries(self) -> int:
