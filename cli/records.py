@@ -22,16 +22,26 @@ from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import structlog
 import typer
+from eventsourcing.persistence import PersistenceError
 
 from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.commands import Command, CommandRejected, parse_command
+from sferum_audit.application.commands import (
+    DEFAULT_LIMITS,
+    Command,
+    CommandLimits,
+    CommandRejected,
+    parse_command,
+    read_json,
+)
 from sferum_audit.application.commands import command_json_schema as command_schema
 from sferum_audit.application.logging_setup import bound_command
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
+from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.domain.regulation import GROUNDS, ROLE_OF_AUTHORITY
 
 BATCH_SIZE = 500
+INTERNAL = "internal-error"
 
 log = structlog.get_logger(__name__)
 
@@ -52,25 +62,33 @@ def refused(command_id: str, error: CommandRejected) -> CommandResult:
     return CommandResult(command_id, "rejected", (), error.code, error.message)
 
 
-def parse_line(raw: bytes) -> Command | CommandResult:
-    """A command from one JSON line, or the refusal that names what is wrong with it."""
+def parse_line(raw: bytes, limits: CommandLimits = DEFAULT_LIMITS) -> Command | CommandResult:
+    """A command from one JSON line, or the refusal that names what is wrong with it (never
+    an exception, whatever the bytes)."""
     raw = raw.strip()
     try:
-        return parse_command(raw)
+        return parse_command(raw, limits)
     except CommandRejected as error:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            data = None
-        command_id = data.get("command_id") if isinstance(data, dict) else None
-        return refused(command_id if isinstance(command_id, str) else "", error)
+        return refused(command_id_in(raw, limits), error)
 
 
-def read_commands(stream: BinaryIO) -> Iterator[tuple[int, Command | CommandResult]]:
+def command_id_in(raw: bytes, limits: CommandLimits) -> str:
+    """The ``command_id`` of a refused line, if it has a readable one."""
+    try:
+        data = read_json(raw, limits)
+    except CommandRejected:
+        return ""
+    command_id = data.get("command_id") if isinstance(data, dict) else None
+    return command_id[:200] if isinstance(command_id, str) else ""
+
+
+def read_commands(
+    stream: BinaryIO, limits: CommandLimits = DEFAULT_LIMITS
+) -> Iterator[tuple[int, Command | CommandResult]]:
     """(line number, command or refusal) for every non-blank line of a JSON Lines stream."""
     for number, raw in enumerate(stream, start=1):
         if raw.strip():
-            yield number, parse_line(raw)
+            yield number, parse_line(raw, limits)
 
 
 def record_in_batches(
@@ -81,7 +99,7 @@ def record_in_batches(
     items = iter(items)
     while chunk := list(islice(items, size or BATCH_SIZE)):
         commands = [item for _, item in chunk if not isinstance(item, CommandResult)]
-        results = iter(app.handle_batch(commands) if commands else ())
+        results = iter(decide(app, commands) if commands else ())
         for number, item in chunk:
             if isinstance(item, CommandResult):
                 yield number, item
@@ -90,6 +108,23 @@ def record_in_batches(
             with bound_command(item.command_id, item.correlation_id):
                 log.debug("command handled", line=number, status=result.status)
             yield number, result
+
+
+def decide(app: AuditLog, commands: list[Command]) -> list[CommandResult]:
+    """``handle_batch``, except that a command that makes the service fail unexpectedly is
+    found by halving the chunk and refused alone (``internal-error``), in order, while the
+    commands around it are recorded. The store being unreachable still stops ``record``."""
+    try:
+        return app.handle_batch(commands)
+    except (PersistenceError, OSError):
+        raise
+    except Exception as error:
+        if len(commands) == 1:
+            log.error("command fails unexpectedly", command_id=commands[0].command_id)
+            message = f"the service failed on this command ({type(error).__name__}: {error})"
+            return [CommandResult(commands[0].command_id, "rejected", (), INTERNAL, message)]
+    middle = len(commands) // 2
+    return decide(app, commands[:middle]) + decide(app, commands[middle:])
 
 
 class Tally:
@@ -136,13 +171,15 @@ def record(
 ) -> None:
     """Records commands from JSON Lines; exits 1 if any line was rejected.
 
-    Each line is accepted or refused on its own; rejections name the line number, the
-    error code and the reason. Recording the same file again records nothing new.
+    Each line is accepted or refused on its own, whatever its bytes; rejections name the
+    line number, the error code and the reason, and every other line is still recorded.
+    Recording the same file again records nothing new.
     """
     tally = Tally()
+    limits = PipelineSettings().command_limits()
     with _open_input(file) as stream:
         app = audit_log(ctx)
-        for number, result in record_in_batches(app, read_commands(stream)):
+        for number, result in record_in_batches(app, read_commands(stream, limits)):
             tally.add(result)
             if fmt is RecordFormat.json:
                 typer.echo(json.dumps({"line": number, **result.as_dict()}, ensure_ascii=False))

@@ -16,6 +16,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sferum_audit.application.commands import CommandLimits
+
 
 def default_instance_id() -> str:
     """Host, process and a random suffix: unique even when a restarted process reuses a pid."""
@@ -131,30 +133,55 @@ class PipelineSettings(BaseSettings):
         description="Seconds a pull waits to fill a batch before handling what it has.",
     )
     ack_wait: float = Field(
-        default=30.0,
+        default=5.0,
         gt=0,
         description="Seconds JetStream waits for an ack before it redelivers (a crashed "
-        "consumer's batch comes back after this).",
+        "consumer's batch comes back after this); a batch being worked on is kept in "
+        "progress every third of it.",
     )
     max_deliveries: int = Field(
         default=5,
         ge=1,
-        description="Deliveries of a command before a transient failure sends it to the "
-        "dead-letter stream.",
+        description="Tries of a command (JetStream's deliveries and the retries the ingest "
+        "holds in order) before it goes to the dead-letter stream.",
     )
     backoff: Annotated[list[float], NoDecode] = Field(
         default=[1.0, 5.0, 15.0, 60.0],
-        description="Seconds before redelivery after the 1st, 2nd, ... failed delivery "
-        "(comma-separated or a JSON list; the last value repeats).",
+        description="Seconds before the next try after the 1st, 2nd, ... failed try "
+        "(comma-separated or a JSON list; the last value repeats); the command and what "
+        "follows it in its partition wait, in order.",
     )
     lease_ttl: float = Field(
-        default=10.0,
+        default=5.0,
         ge=1.0,
         description="Seconds a partition lease (or an instance heartbeat) lives unless "
-        "renewed; a crashed instance's partitions move after this.",
+        "renewed; a crashed instance's partitions move after this (an instance restarted "
+        "with the same INSTANCE_ID takes its own leases back at once).",
     )
     rebalance_interval: float = Field(
-        default=2.0, gt=0, description="Seconds between heartbeats and rebalancing checks."
+        default=1.0,
+        gt=0,
+        description="Seconds between heartbeats, lease renewals and rebalancing checks.",
+    )
+    max_command_bytes: int = Field(
+        default=262_144,
+        ge=1024,
+        description="Largest command accepted, in bytes; a larger one is refused as "
+        "command-too-large (also the limit of `sferum-audit record` per line).",
+    )
+    max_command_depth: int = Field(
+        default=32,
+        ge=4,
+        le=200,
+        description="Deepest JSON nesting accepted; deeper input is refused as "
+        "command-too-deep (a valid command nests 3 levels).",
+    )
+    max_number_digits: int = Field(
+        default=100,
+        ge=1,
+        le=4300,
+        description="Most digits of an integer in a command; a longer one is refused as "
+        "number-too-long.",
     )
     relay_enabled: bool = Field(
         default=True, description="Publish recorded events to the events stream."
@@ -234,6 +261,13 @@ class PipelineSettings(BaseSettings):
         if value in ("", "0", 0):
             return None
         return value
+
+    def command_limits(self) -> CommandLimits:
+        return CommandLimits(
+            max_bytes=self.max_command_bytes,
+            max_depth=self.max_command_depth,
+            max_number_digits=self.max_number_digits,
+        )
 
     def delay_after(self, delivery: int) -> float:
         """Seconds before the next delivery once delivery number ``delivery`` failed."""

@@ -18,6 +18,7 @@ A school id or command type is one subject token: the characters NATS gives a me
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 from urllib.parse import unquote
@@ -43,6 +44,15 @@ DLQ_MSG_ID: Final = "Sferum-Original-Msg-Id"
 EVENT_POSITION: Final = "Sferum-Position"
 EVENT_TYPE: Final = "Sferum-Event-Type"
 EVENT_AGGREGATE: Final = "Sferum-Aggregate-Id"
+
+_DIGEST_SUFFIX = re.compile(r":[0-9a-f]{32}$")
+
+
+def command_id_of_msg_id(msg_id: str) -> str:
+    """The command id in a ``Nats-Msg-Id`` (``<command_id>:<digest>``, see
+    ``consumers.publisher.message_id``); an id without the digest is returned as it is."""
+    return _DIGEST_SUFFIX.sub("", msg_id)
+
 
 UNKNOWN: Final = "_"
 _SPECIAL = {"%": "%25", ".": "%2E", "*": "%2A", ">": "%3E", " ": "%20", "\t": "%09"}
