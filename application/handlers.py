@@ -447,11 +447,10 @@ def appoint_chat_moderator(
 ) -> None:
     school, standing, _ = verified_actor(uow, cmd)
     chat = chat_of(uow, school, cmd.chat_id)
-    moderator = profile_in(uow, school, cmd.profile_id)
     at = ctx.occurred_at
+    moderator = active_profile_in(uow, school, cmd.profile_id, at)
     if moderator.role != "teacher" and not school.is_administrator(cmd.profile_id, at):
         raise ActorNotPermitted("students and parents moderate nothing; moderators are teachers")
-    check_not_before(at, moderator.registered_at, f"profile {cmd.profile_id!r} was registered")
     chat.appoint_moderator(ctx, standing, cmd.profile_id)
 
 

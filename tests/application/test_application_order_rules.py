@@ -569,3 +569,15 @@ def test_an_account_cannot_be_claimed_at_a_time_another_profile_held_it(
         "link-account", ADMIN, profile_id=STUDENT_6B.id, elzhur_account_id="ej-shared", at=held
     )
     assert code == "dated-before-previous-step"
+
+
+def test_a_teacher_who_left_the_school_cannot_be_made_a_chat_moderator(
+    school: SchoolBuilder,
+) -> None:
+    school.teacher_chat("math-5a", owner=TEACHER)
+    school.ok("record-departure", ADMIN, person_id=CLASS_TEACHER_6B.id, reason="уволился")
+    code = school.refused(
+        "appoint-chat-moderator", TEACHER, chat_id="math-5a", profile_id=CLASS_TEACHER_6B.id
+    )
+    assert code == "invalid-value"
+    assert CLASS_TEACHER_6B.id not in school.chat("math-5a").moderator_ids
