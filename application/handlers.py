@@ -476,8 +476,10 @@ def add_member(uow: UnitOfWork, cmd: c.AddMember, ctx: CommandContext) -> None:
         raise InvalidValue(f"{cmd.profile_id} has no linked ElZhur account to join by")
     if member.role not in INVITATION_ROLES:
         raise InvalidValue(f"a {member.role} profile does not join chats as a member")
+    candidate = candidate_of(school, member, ctx.occurred_at)
+    chat.check_may_join(candidate)
     chat.check_may_still_join(candidate_of(school, member, None), member.active_at())
-    chat.join(ctx, candidate_of(school, member, ctx.occurred_at), member.role, cmd.via)
+    chat.join(ctx, candidate, member.role, cmd.via)
 
 
 @handles("leave-chat")

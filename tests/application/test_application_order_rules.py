@@ -581,3 +581,11 @@ def test_a_teacher_who_left_the_school_cannot_be_made_a_chat_moderator(
     )
     assert code == "invalid-value"
     assert CLASS_TEACHER_6B.id not in school.chat("math-5a").moderator_ids
+
+
+def test_a_join_refused_for_another_class_says_so_and_not_no_longer(
+    school: SchoolBuilder,
+) -> None:
+    result = school.send("add-member", ADMIN, chat_id="class-5a", profile_id=STUDENT_6B.id)
+    assert result.error_code == "membership-not-allowed"
+    assert "no longer" not in (result.error_message or "")
