@@ -21,7 +21,7 @@ from sferum_audit.domain.authority import (
     authorities_over,
     check_actor_role,
 )
-from sferum_audit.domain.chat import Candidate, Chat
+from sferum_audit.domain.chat import Candidate, Chat, MembershipNotAllowed
 from sferum_audit.domain.context import CommandContext, DatedBeforeFact, check_not_before
 from sferum_audit.domain.elzhur_account import ElzhurAccount
 from sferum_audit.domain.erasure import Erasure
@@ -475,7 +475,10 @@ def add_member(uow: UnitOfWork, cmd: c.AddMember, ctx: CommandContext) -> None:
     if cmd.via == "account-link" and member.elzhur_account_id is None:
         raise InvalidValue(f"{cmd.profile_id} has no linked ElZhur account to join by")
     if member.role not in INVITATION_ROLES:
-        raise InvalidValue(f"a {member.role} profile does not join chats as a member")
+        raise MembershipNotAllowed(
+            f"{cmd.profile_id} has a {member.role} profile, which joins no chat: members are "
+            "students, parents and teachers"
+        )
     candidate = candidate_of(school, member, ctx.occurred_at)
     chat.check_may_join(candidate)
     chat.check_may_still_join(candidate_of(school, member, None), member.active_at())

@@ -589,3 +589,11 @@ def test_a_join_refused_for_another_class_says_so_and_not_no_longer(
     result = school.send("add-member", ADMIN, chat_id="class-5a", profile_id=STUDENT_6B.id)
     assert result.error_code == "membership-not-allowed"
     assert "no longer" not in (result.error_message or "")
+
+
+def test_a_security_officer_joins_no_chat_not_even_the_school_channel(
+    school: SchoolBuilder,
+) -> None:
+    for chat_id in ("school-channel", "staff-room"):
+        code = school.refused("add-member", ADMIN, chat_id=chat_id, profile_id=SECURITY.id)
+        assert code == "membership-not-allowed", chat_id
