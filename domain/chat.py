@@ -235,6 +235,9 @@ class Chat(AuditedAggregate):
         # When each person's membership last changed (joined, left, removed, blocked,
         # unblocked), by occurred_at: the next change of their membership is not earlier.
         self.membership_changed_at: dict[str, datetime] = {}
+        # When each person was a member (from join to leaving, removal or block), so that
+        # a warning or block is judged by the membership at its occurred_at.
+        self.member_terms: dict[str, list[Term]] = {}
 
     # -- queries and guards ----------------------------------------------------------------
 
@@ -350,6 +353,19 @@ class Chat(AuditedAggregate):
         if profile_id not in self.members:
             raise NotMember(f"{profile_id} is not a member of chat {self.chat_id}")
 
+    def check_member_at(self, profile_id: str, at: datetime) -> None:
+        """The person was a member when the act occurred (they may have left since: a
+        warning or block reported late is judged by what held then)."""
+        if not held_at(self.member_terms.get(profile_id), at):
+            raise NotMember(
+                f"{profile_id} was not a member of chat {self.chat_id} at {at.isoformat()}"
+            )
+
+    def _end_member_term(self, profile_id: str, at: datetime) -> None:
+        term = open_term(self.member_terms.get(profile_id))
+        if term is not None:
+            term.end = at
+
     def check_membership_step(self, profile_id: str, at: datetime, step: str) -> None:
         """A change of a person's membership (join, leave, removal, block, unblock) is not
         dated before the change it follows."""
@@ -455,6 +471,7 @@ class Chat(AuditedAggregate):
         self, ctx: CommandContext, profile_id: str, role: str, via: str, invitation_id: str | None
     ) -> None:
         self.members[profile_id] = role
+        self.member_terms.setdefault(profile_id, []).append(Term(ctx.occurred_at))
         self._membership_changed(profile_id, ctx.occurred_at)
 
     def leave(self, ctx: CommandContext) -> None:
@@ -466,6 +483,7 @@ class Chat(AuditedAggregate):
     @event("MemberLeft")
     def _member_left(self, ctx: CommandContext, profile_id: str) -> None:
         self.members.pop(profile_id, None)
+        self._end_member_term(profile_id, ctx.occurred_at)
         self._membership_changed(profile_id, ctx.occurred_at)
 
     def remove_member(self, ctx: CommandContext, profile_id: str, reason: str) -> None:
@@ -485,6 +503,7 @@ class Chat(AuditedAggregate):
     @event("MemberRemoved")
     def _member_removed(self, ctx: CommandContext, profile_id: str, reason: str) -> None:
         self.members.pop(profile_id, None)
+        self._end_member_term(profile_id, ctx.occurred_at)
         self._membership_changed(profile_id, ctx.occurred_at)
 
     # -- moderation (2.3, 2.4, 2.5 on grounds of 4.2, law, third-party rights) --------------
@@ -554,13 +573,16 @@ class Chat(AuditedAggregate):
         member_id: str,
         reason: str,
     ) -> None:
-        """Blocks a member: they leave the chat and cannot rejoin until unblocked."""
+        """Blocks a member: they leave the chat and cannot rejoin until unblocked. Judged
+        by the membership at the act's time: a block reported after the member left
+        still stands."""
         self.check_may_moderate(ctx, standing, authority, ground)
         require_text(reason, "reason")
-        self.check_member(member_id)
+        if member_id in self.blocked:
+            raise MemberBlocked(f"{member_id} is already blocked in chat {self.chat_id}")
+        self.check_member_at(member_id, ctx.occurred_at)
         if member_id == ctx.actor_id:
             raise InvalidValue("a moderator cannot block themselves")
-        self.check_membership_step(member_id, ctx.occurred_at, "the block")
         self._member_blocked(ctx, authority, ground, member_id, reason)
 
     @event("MemberBlocked")
@@ -569,6 +591,7 @@ class Chat(AuditedAggregate):
     ) -> None:
         self.members.pop(member_id, None)
         self.blocked.add(member_id)
+        self._end_member_term(member_id, ctx.occurred_at)
         self._membership_changed(member_id, ctx.occurred_at)
 
     def unblock_member(
@@ -605,7 +628,7 @@ class Chat(AuditedAggregate):
         """The class teacher warns a member about liability for breaking the rules (2.5)."""
         self.check_may_moderate(ctx, standing, authority, ground, warning=True)
         require_text(reason, "reason")
-        self.check_member(member_id)
+        self.check_member_at(member_id, ctx.occurred_at)
         self._liability_warned(ctx, authority, ground, member_id, reason)
 
     @event("LiabilityWarned")

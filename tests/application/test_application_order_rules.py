@@ -504,7 +504,7 @@ def test_a_block_cannot_be_dated_before_the_join_nor_an_unblock_before_the_block
     code = school.refused(
         "block-member", ADMIN, **block, member_id=STUDENT.id, reason="грубость", at=before
     )
-    assert code == "dated-before-previous-step"
+    assert code == "not-member"
     school.ok("block-member", ADMIN, **block, member_id=STUDENT.id, reason="грубость")
     code = school.refused(
         "unblock-member",
@@ -597,3 +597,52 @@ def test_a_security_officer_joins_no_chat_not_even_the_school_channel(
     for chat_id in ("school-channel", "staff-room"):
         code = school.refused("add-member", ADMIN, chat_id=chat_id, profile_id=SECURITY.id)
         assert code == "membership-not-allowed", chat_id
+
+
+def test_a_warning_given_before_a_transfer_and_arriving_after_it_is_recorded(
+    school: SchoolBuilder,
+) -> None:
+    school.add("class-5a", STUDENT.id)
+    warned_at = school.clock + timedelta(minutes=1)
+    school.clock += timedelta(hours=1)
+    school.ok("transfer-student", ADMIN, person_id=STUDENT.id, to_class_id="6b")
+    school.ok(
+        "warn-about-liability",
+        CLASS_TEACHER,
+        chat_id="class-5a",
+        authority="2.5",
+        ground="4.2.4",
+        member_id=STUDENT.id,
+        reason="оскорбления в чате",
+        at=warned_at,
+    )
+
+
+def test_a_block_given_before_a_transfer_and_arriving_after_it_is_recorded(
+    school: SchoolBuilder,
+) -> None:
+    school.add("class-5a", STUDENT.id)
+    blocked_at = school.clock + timedelta(minutes=1)
+    school.clock += timedelta(hours=1)
+    school.ok("transfer-student", ADMIN, person_id=STUDENT.id, to_class_id="6b")
+    block = {"chat_id": "class-5a", "authority": "2.3", "ground": "4.2.4"}
+    school.ok("block-member", ADMIN, **block, member_id=STUDENT.id, reason="x", at=blocked_at)
+    assert STUDENT.id in school.chat("class-5a").blocked
+    code = school.refused("block-member", ADMIN, **block, member_id=STUDENT.id, reason="x")
+    assert code == "member-blocked"
+
+
+def test_a_warning_dated_before_the_member_joined_is_refused(school: SchoolBuilder) -> None:
+    before = school.clock
+    school.add("class-5a", STUDENT.id)
+    code = school.refused(
+        "warn-about-liability",
+        CLASS_TEACHER,
+        chat_id="class-5a",
+        authority="2.5",
+        ground="4.2.4",
+        member_id=STUDENT.id,
+        reason="оскорбления",
+        at=before,
+    )
+    assert code == "not-member"
