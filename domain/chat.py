@@ -264,7 +264,7 @@ class Chat(AuditedAggregate):
             raise ChatArchived(f"chat {self.chat_id} is archived")
 
     def check_may_join(self, candidate: Candidate) -> None:
-        """Who may be a member (REGULATION.md, 2.2, 2.5, 2.7, 2.8):
+        """Who may be a member (the order, 2.2, 2.5, 2.7, 2.8):
 
         - the staff room: teachers (administrators are teachers too), as teachers;
         - a class chat: the class's students, their parents, and the class teacher;
@@ -322,7 +322,7 @@ class Chat(AuditedAggregate):
         *,
         warning: bool = False,
     ) -> None:
-        """The rules every moderation action obeys (REGULATION.md, 2.3-2.5 and 4.2)."""
+        """The rules every moderation action obeys (the order, 2.3-2.5 and 4.2)."""
         require_one_of(authority, MODERATION_AUTHORITIES, "authority")
         if ground is not None:
             require_one_of(ground, GROUNDS, "ground")
