@@ -14,4 +14,5 @@ def build_audit_log(settings: Settings | None = None) -> AuditLog:
     env = persistence_environment(settings)
     app = AuditLog(env=env, subject_keys=SubjectKeys.from_settings(settings))
     app.conflict_retries = settings.conflict_retries
+    app.settings = settings
     return app

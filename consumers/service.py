@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import nats
@@ -21,6 +21,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from sferum_audit.application.erasure import ErasedMessage
 from sferum_audit.application.garbage_collection import tune_for_batches
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
@@ -33,7 +34,7 @@ from sferum_audit.consumers.broker import (
     start_subscriber,
 )
 from sferum_audit.consumers.coordination import Coordinator
-from sferum_audit.consumers.dead_letters import purge_naming
+from sferum_audit.consumers.dead_letters import erase_naming
 from sferum_audit.consumers.ingest import BatchReport, IngestProcessor
 from sferum_audit.consumers.ingest_app import build_ingest_audit_log
 from sferum_audit.consumers.metrics import Metrics
@@ -246,10 +247,12 @@ class Pipeline:
             if self.coordinator is not None and name in self.coordinator.running:
                 await self._start_resource(name)
 
-    async def _purge_dead_letters(self, person_id: str) -> list[int]:
-        """Deletes the dead letters naming an erased person (for the ingest)."""
+    async def _purge_dead_letters(
+        self, person_id: str, variants: Sequence[str]
+    ) -> list[ErasedMessage]:
+        """Erases the messages naming an erased person from the streams (for the ingest)."""
         assert self.js is not None
-        return await purge_naming(self.js, self.options, person_id)
+        return await erase_naming(self.js, self.options, person_id, variants)
 
     def _wake_relay(self) -> None:
         if self.relay is not None:

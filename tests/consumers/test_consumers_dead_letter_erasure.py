@@ -265,7 +265,7 @@ async def test_forget_deletes_the_dead_letters_naming_the_person_and_says_which(
     )
     assert result.exit_code == 0, result.output
     assert (
-        f"2 dead letter(s) naming them deleted from the dead-letter stream "
+        f"2 message(s) naming them erased from stream {options.dead_letter_stream} "
         f"(sequences {first}, {second})" in result.stdout
     )
     assert "warning" not in result.stderr
@@ -291,7 +291,7 @@ async def test_forget_with_nats_unreachable_erases_and_says_how_to_delete_dead_l
     )
     assert result.exit_code == 0, result.output
     assert f"erased personal data of {pupil}" in result.stdout
-    assert "warning: dead letters not checked: NATS at nats://127.0.0.1:1 is unreachable" in (
+    assert "warning: NATS messages not checked: NATS at nats://127.0.0.1:1 is unreachable" in (
         result.stderr
     )
     assert f"sferum-audit dead-letters --purge-subject {pupil}" in result.stderr
