@@ -107,12 +107,17 @@ class ErasedMessage:
 
 
 class MessageEraser(Protocol):
-    """Erases from the service's streams every message naming the person (by id, or by one
-    of their ``name_variants``); ``consumers.dead_letters.erase_naming`` on a connection."""
+    """The NATS side of an erasure (``consumers.dead_letters.StreamEraser``)."""
 
-    def __call__(
+    def erase_naming(
         self, person_id: str, variants: Sequence[str]
-    ) -> Awaitable[list[ErasedMessage]]: ...
+    ) -> Awaitable[list[ErasedMessage]]:
+        """Erases every message still held that names the person (by id, or by one of
+        their ``name_variants``), except erasure commands."""
+
+    def drop_erasure(self, command_id: str) -> Awaitable[list[ErasedMessage]]:
+        """Erases the erasure command's own message (the last step, so a failure before
+        leaves it to be redelivered) and drops what retention removed from the files."""
 
 
 ProveErasure = Callable[[RecordedEvent | None, Path], dict[str, Any]]
@@ -161,13 +166,15 @@ async def finish_erasure(
     2. free text in other records naming them is shredded (``shred_free_text``);
     3. messages still held in the NATS streams naming them are erased (``messages``);
        when that fails and ``messages_required`` (the ingest), ``ErasureNotFinished``
-       is raised before anything else, so the redelivery does it all;
+       is raised before anything else, so the redelivery does it all (with the names:
+       the key is still there);
     4. the destruction act and log extract are written once, as ``<erasure id>.json``
        and ``.txt`` under ``<data_dir>/erasures/`` (the first writer wins, atomically);
     5. the person's key is destroyed (and the key-encryption key rotated, see
        ``subject_keys``);
     6. as-of view snapshots are removed, the views rebuilt, SQLite write-ahead logs
-       checkpointed and truncated (``projections.erasure_cleanup``).
+       checkpointed and truncated (``projections.erasure_cleanup``);
+    7. the erasure command's own message, if it came over NATS, is erased last.
     """
     subject_id = command.subject_id
     report = ErasureReport(command.erasure_id, subject_id)
@@ -175,7 +182,7 @@ async def finish_erasure(
     report.free_text = await run_sync(shred_free_text, app, subject_id, variants)
     if messages is not None:
         try:
-            report.messages = await messages(subject_id, variants)
+            report.messages = await messages.erase_naming(subject_id, variants)
         except Exception as error:
             if messages_required:
                 raise ErasureNotFinished(f"messages naming {subject_id}: {error!r}") from error
@@ -186,6 +193,11 @@ async def finish_erasure(
     await run_sync(_write_act, app, command, result, report, prove, operator_name)
     await run_sync(app.subject_keys.destroy, subject_id)
     report.cleaned = await run_sync(_clean_up, app, rebuild_views)
+    if messages is not None and report.messages_problem is None:
+        try:
+            report.messages += await messages.drop_erasure(command.command_id)
+        except Exception as error:  # the ack removes it anyway; the erasure is complete
+            log.warning("erasure command's own message not erased: %r", error)
     log.info(
         "erasure finished: erasure_id=%s free_text=%d messages=%d",
         command.erasure_id,

@@ -18,6 +18,7 @@ person named without their name (a nickname, "the girl from 5A").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
@@ -87,7 +88,7 @@ def _rejection(
     if subject_id in (state.get("named_persons") or ()):
         return []  # named by id: their own key already seals a share
     text, payload_state = read_payload(app.subject_keys, state)
-    if payload_state == "erased" or not mentions(text, variants):
+    if payload_state == "erased" or not mentions(_unescaped(text), variants):
         return []
     shredded = payload_state == "readable"
     if shredded:
@@ -101,6 +102,14 @@ def _rejection(
             "shredded": shredded,
         }
     ]
+
+
+def _unescaped(text: str) -> str:
+    """The payload, and, when it is JSON, the same with its ``\\u`` escapes undone."""
+    try:
+        return text + "\n" + json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        return text
 
 
 def _notifications(app: AuditLog) -> Iterator[Notification]:

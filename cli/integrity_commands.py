@@ -391,24 +391,32 @@ def _act_problem(act_path: Path | None) -> str | None:
 
 
 def _nats_eraser(url: str | None) -> Any:
-    """Erases the messages naming a person at the configured NATS (``--nats-url``,
-    ``SFERUM_AUDIT_NATS_URL``), over a one-shot connection."""
+    """The NATS side of ``forget`` at the configured NATS (``--nats-url``,
+    ``SFERUM_AUDIT_NATS_URL``), one short connection per step."""
     from sferum_audit.cli.pipeline import connect
-    from sferum_audit.consumers.dead_letters import erase_naming
+    from sferum_audit.consumers.dead_letters import StreamEraser
     from sferum_audit.consumers.settings import PipelineSettings
 
     options = PipelineSettings()
     if url:
         options = options.model_copy(update={"nats_url": url})
 
-    async def erase(person_id: str, variants: Any) -> Any:
-        nc = await connect(options.nats_url)
-        try:
-            return await erase_naming(nc.jetstream(), options, person_id, variants)
-        finally:
-            await nc.close()
+    class OneShot:
+        async def erase_naming(self, person_id: str, variants: Any) -> Any:
+            nc = await connect(options.nats_url)
+            try:
+                return await StreamEraser(nc.jetstream(), options).erase_naming(person_id, variants)
+            finally:
+                await nc.close()
 
-    return erase
+        async def drop_erasure(self, command_id: str) -> Any:
+            nc = await connect(options.nats_url)
+            try:
+                return await StreamEraser(nc.jetstream(), options).drop_erasure(command_id)
+            finally:
+                await nc.close()
+
+    return OneShot()
 
 
 def forget_rejected_command(

@@ -258,7 +258,6 @@ async def erase_naming(
                     raise
                 continue
             erased.append(ErasedMessage(stream, int(raw.seq or 0), raw.subject or ""))
-    await _drop_acked_blocks(js, settings.commands_stream)
     return erased
 
 
@@ -267,12 +266,35 @@ def _is_erasure(raw: RawStreamMsg) -> bool:
 
 
 async def _drop_acked_blocks(js: JetStreamContext, stream: str) -> None:
-    """Purges the commands stream when it holds nothing: its retention has removed every
-    acked command, but the file store overwrites removed bytes only when it rewrites a
-    block; a purge deletes the blocks."""
+    """Purges what the commands stream has already removed, when it holds nothing: its
+    retention removed every acked command, but the file store overwrites removed bytes
+    only when it rewrites a block; a purge deletes the blocks. Purging below the last
+    sequence seen never touches a command published meanwhile."""
     try:
         info = await js.stream_info(stream)
     except NotFoundError:
         return
-    if not info.state.messages:
-        await js.purge_stream(stream)
+    if not info.state.messages and info.state.last_seq:
+        await js.purge_stream(stream, seq=info.state.last_seq + 1)
+
+
+class StreamEraser:
+    """``application.erasure.MessageEraser`` over a JetStream connection."""
+
+    def __init__(self, js: JetStreamContext, settings: PipelineSettings) -> None:
+        self.js = js
+        self.settings = settings
+
+    async def erase_naming(self, person_id: str, variants: Sequence[str]) -> list[ErasedMessage]:
+        return await erase_naming(self.js, self.settings, person_id, variants)
+
+    async def drop_erasure(self, command_id: str) -> list[ErasedMessage]:
+        stream = self.settings.commands_stream
+        erased = []
+        async for raw in _stream_messages(self.js, stream, None):
+            if _is_erasure(raw) and (raw.headers or {}).get(hdr.MSG_ID) == command_id:
+                with contextlib.suppress(NotFoundError):
+                    await self.js.delete_msg(stream, int(raw.seq or 0))
+                    erased.append(ErasedMessage(stream, int(raw.seq or 0), raw.subject or ""))
+        await _drop_acked_blocks(self.js, stream)
+        return erased

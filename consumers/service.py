@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import nats
@@ -21,7 +21,6 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from sferum_audit.application.erasure import ErasedMessage
 from sferum_audit.application.garbage_collection import tune_for_batches
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
@@ -34,7 +33,7 @@ from sferum_audit.consumers.broker import (
     start_subscriber,
 )
 from sferum_audit.consumers.coordination import Coordinator
-from sferum_audit.consumers.dead_letters import erase_naming
+from sferum_audit.consumers.dead_letters import StreamEraser
 from sferum_audit.consumers.ingest import BatchReport, IngestProcessor
 from sferum_audit.consumers.ingest_app import build_ingest_audit_log
 from sferum_audit.consumers.metrics import Metrics
@@ -177,7 +176,7 @@ class Pipeline:
             stream_key=self.topology.commands_stream_key,
             stopping=self.stopping,
             on_recorded=self._wake_relay,
-            purge_dead_letters=self._purge_dead_letters,
+            purge_dead_letters=StreamEraser(self.js, options),
         )
         self._handler = make_ingest_handler(self.processor)
         if options.relay_enabled:
@@ -246,13 +245,6 @@ class Pipeline:
                 return
             if self.coordinator is not None and name in self.coordinator.running:
                 await self._start_resource(name)
-
-    async def _purge_dead_letters(
-        self, person_id: str, variants: Sequence[str]
-    ) -> list[ErasedMessage]:
-        """Erases the messages naming an erased person from the streams (for the ingest)."""
-        assert self.js is not None
-        return await erase_naming(self.js, self.options, person_id, variants)
 
     def _wake_relay(self) -> None:
         if self.relay is not None:
