@@ -29,7 +29,6 @@ from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.embedded_nats import EmbeddedNats
 from sferum_audit.consumers.publisher import CommandPublisher
 from sferum_audit.consumers.service import Pipeline
-from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.subjects import Subjects
 from sferum_audit.consumers.topology import ensure_topology
 
