@@ -89,7 +89,8 @@ async def test_erasing_a_pupil_shreds_only_the_free_text_that_names_her(
     assert reason_at(plain_at) == "оскорбление"  # the same author's other text stays
     # No stored byte changed: the proofs over the log hold.
     assert app.recorder.select_notifications(naming_at, 1)[0].state == raw_before
-    assert report.act_path is not None and report.act_path.exists()
+    assert report.act_path is not None
+    assert report.act_path.exists()
     act_text = report.act_path.read_text(encoding="utf-8")
     assert f'"position": {naming_at}' in act_text
     assert name not in act_text

@@ -32,9 +32,11 @@ def test_a_copy_of_a_destroyed_key_taken_before_opens_nothing_after_rotation(
         gone, kept = f"p-gone-{unique}", f"p-kept-{unique}"
         keys.ensure_keys([gone, kept])
         key, kept_key = keys.key_for_reading(gone), keys.key_for_reading(kept)
-        assert key is not None and kept_key is not None
+        assert key is not None
+        assert kept_key is not None
         copy = stored_row(keys, gone)  # what a dead row, the WAL or a backup would keep
-        assert copy is not None and key not in copy  # stored wrapped, not as is
+        assert copy is not None
+        assert key not in copy  # stored wrapped, not as is
         assert keys._unwrap(gone, copy) == key
 
         assert keys.destroy(gone)
