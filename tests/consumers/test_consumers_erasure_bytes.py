@@ -29,6 +29,7 @@ from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.embedded_nats import EmbeddedNats
 from sferum_audit.consumers.publisher import CommandPublisher
 from sferum_audit.consumers.service import Pipeline
+from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.subjects import Subjects
 from sferum_audit.consumers.topology import ensure_topology
 
@@ -253,3 +254,35 @@ async def test_after_an_erasure_over_nats_her_name_is_in_no_file_view_or_listing
         if found is None:
             pytest.skip("the PostgreSQL data directory is not readable by this user")
         assert found == []
+
+
+def test_a_rejection_kept_in_plain_text_is_published_without_its_payload(
+    sqlite_settings: Settings,
+) -> None:
+    from sferum_audit.application.bootstrap import build_audit_log
+    from sferum_audit.application.rejections import RejectedCommand, system_context
+    from sferum_audit.consumers.relay import EventRelay
+
+    app = build_audit_log(sqlite_settings)
+    try:
+        legacy = RejectedCommand(  # as records were kept before payloads were sealed
+            ctx=system_context("old/1"),
+            delivery_key="old/1",
+            school_id="sch-1",
+            command_type="remove-content",
+            command_id="c-1",
+            subject="sferum.commands.sch-1.remove-content",
+            error_code="schema",
+            error_message="bad",
+            payload='{"reason": "травля (Секретова Алиса)"}',
+            payload_encoding="utf-8",
+        )
+        app.save(legacy)
+        relay = EventRelay(app, None, None, PipelineSettings())  # type: ignore[arg-type]  # only encodes
+        notifications = app.recorder.select_notifications(1, 10)
+        [(_, subject, payload, _)] = relay._messages(notifications)
+    finally:
+        app.close()
+    assert subject.startswith("sferum.rejections.")
+    assert json.loads(payload)["data"]["payload"] is None
+    assert "Секретова".encode() not in payload
