@@ -28,10 +28,11 @@ rotation.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
@@ -68,15 +69,18 @@ class KekStore(Protocol):
 
     def load(self) -> bytes | None: ...
 
-    def save(self, data: bytes) -> None: ...
+    def update(self, change: Callable[[bytes | None], bytes]) -> None:
+        """Replaces the document with ``change(current)``, one updater at a time."""
 
     def version(self) -> object:
         """Changes whenever another process saved (a cheap look, no read)."""
 
 
 class FileKekStore:
-    """The KEK document in a file (mode 0600), replaced atomically, optionally sealed with
-    a secret from outside (``SFERUM_AUDIT_KEY_ENCRYPTION_KEY``)."""
+    """The KEK document in a file (mode 0600), replaced atomically under an exclusive
+    ``flock`` on ``<file>.lock`` (processes of one machine, or a file system whose locks
+    reach every instance), optionally sealed with a secret from outside
+    (``SFERUM_AUDIT_KEY_ENCRYPTION_KEY``)."""
 
     def __init__(self, path: Path, secret: bytes | None = None) -> None:
         self.path = path
@@ -96,11 +100,19 @@ class FileKekStore:
                 f"{self.path} does not open with SFERUM_AUDIT_KEY_ENCRYPTION_KEY"
             ) from None
 
-    def save(self, data: bytes) -> None:
+    def update(self, change: Callable[[bytes | None], bytes]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._save(change(self.load()))
+        finally:
+            os.close(lock)  # releases the lock
+
+    def _save(self, data: bytes) -> None:
         if self._secret is not None:
             nonce = os.urandom(NONCE_BYTES)
             data = nonce + self._secret.encrypt(nonce, data, b"sferum-kek")
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -119,7 +131,12 @@ class FileKekStore:
 
 
 class KeyWrapping:
-    """Wraps and unwraps subjects' keys under the current KEK; rotates it."""
+    """Wraps and unwraps subjects' keys under the current KEK; rotates it.
+
+    The document lists the KEKs oldest first. A rotation adds a KEK and makes it current
+    (``begin_rotation``, under the key table's rotation lock), re-wraps every key, and then
+    deletes the KEKs older than its own (``finish_rotation``): a rotation that began
+    meanwhile keeps its newer KEK."""
 
     def __init__(self, store: KekStore) -> None:
         self.store = store
@@ -138,16 +155,13 @@ class KeyWrapping:
                 return
             raw = self.store.load()
             if raw is None:
-                kek_id = os.urandom(KEK_ID_BYTES)
-                raw = _kek_document(kek_id, {kek_id: AESGCM.generate_key(256)})
-                self.store.save(raw)
+                self.store.update(lambda current: current or _new_document())
+                raw = self.store.load()
                 version = self.store.version()
-            document = json.loads(raw)
-            self._current = bytes.fromhex(document["current"])
-            self._keks = {
-                bytes.fromhex(k): base64.b64decode(v) for k, v in document["keys"].items()
-            }
-            self._ciphers = {k: AESGCM(v) for k, v in self._keks.items()}
+            assert raw is not None
+            current, keks = _read_document(raw)
+            self._current, self._keks = current, keks
+            self._ciphers = {k: AESGCM(v) for k, v in keks.items()}
             self._seen = version
 
     @property
@@ -168,7 +182,7 @@ class KeyWrapping:
         if not stored.startswith(WRAPPED_MAGIC):
             return stored  # stored before wrapping
         kek_id = stored[4 : 4 + KEK_ID_BYTES]
-        if kek_id not in self._keks:
+        if kek_id not in self._ciphers:
             self.refresh()
         kek = self._ciphers.get(kek_id)
         if kek is None:
@@ -180,29 +194,51 @@ class KeyWrapping:
             return None
 
     def begin_rotation(self) -> bytes:
-        """Adds a new KEK and makes it current (the old ones stay until ``finish``)."""
-        self.refresh()
-        with self._lock:
-            new_id = os.urandom(KEK_ID_BYTES)
-            keys = dict(self._keks)
-            keys[new_id] = AESGCM.generate_key(256)
-            self.store.save(_kek_document(new_id, keys))
+        """Adds a new KEK and makes it current (the older ones stay until ``finish``)."""
+        new_id = os.urandom(KEK_ID_BYTES)
+
+        def add(raw: bytes | None) -> bytes:
+            _, keks = _read_document(raw or _new_document())
+            keks[new_id] = AESGCM.generate_key(256)
+            return _kek_document(new_id, keks)
+
+        self.store.update(add)
         self.refresh()
         return new_id
 
     def finish_rotation(self, kek_id: bytes) -> None:
-        """Deletes every KEK but ``kek_id``: what they wrapped opens no more."""
+        """Deletes every KEK older than ``kek_id``: what they wrapped opens no more."""
+
+        def drop_older(raw: bytes | None) -> bytes:
+            current, keks = _read_document(raw or _new_document())
+            ids = list(keks)
+            if kek_id not in ids:  # not ours to judge: keep everything
+                return raw or _new_document()
+            kept = {k: keks[k] for k in ids[ids.index(kek_id) :]}
+            return _kek_document(current if current in kept else kek_id, kept)
+
+        self.store.update(drop_older)
         self.refresh()
-        with self._lock:
-            self.store.save(_kek_document(kek_id, {kek_id: self._keks[kek_id]}))
-        self.refresh()
+
+
+def _new_document() -> bytes:
+    kek_id = os.urandom(KEK_ID_BYTES)
+    return _kek_document(kek_id, {kek_id: AESGCM.generate_key(256)})
+
+
+def _read_document(raw: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    document = json.loads(raw)
+    keks = {bytes.fromhex(k): base64.b64decode(v) for k, v in document["keys"].items()}
+    return bytes.fromhex(document["current"]), keks
 
 
 def _kek_document(current: bytes, keys: dict[bytes, bytes]) -> bytes:
     return json.dumps(
         {
             "current": current.hex(),
-            "keys": {k.hex(): base64.b64encode(v).decode() for k, v in keys.items()},
+            "keys": {
+                k.hex(): base64.b64encode(v).decode() for k, v in keys.items()
+            },  # oldest first
         }
     ).encode()
 
@@ -385,12 +421,19 @@ class SubjectKeys:
     def destroy(self, subject_id: str) -> bool:
         """Destroys the subject's key for good; ``False`` if it was already gone.
 
-        With a wrapping, the KEK is rotated in the same transaction (see the module
-        docstring), and on PostgreSQL the key table is vacuumed afterwards."""
+        With a wrapping, the KEK is rotated under the rotation lock, in the same
+        transaction (see the module docstring), and on PostgreSQL the key table is
+        vacuumed afterwards."""
+        if self._already_destroyed(subject_id):
+            with self._lock:
+                self._cache[subject_id] = None
+            return False
         now = datetime.now(UTC)
-        new_kek = self._wrapping.begin_rotation() if self._wrapping is not None else None
+        new_kek = None
         with self._engine.begin() as conn:
             self._take_turn(conn, rotating=True)
+            if self._wrapping is not None:
+                new_kek = self._wrapping.begin_rotation()
             destroyed = self._empty_row(conn, subject_id, now)
             if new_kek is not None:
                 self._rewrap_all(conn, new_kek)
@@ -400,6 +443,15 @@ class SubjectKeys:
             self._wrapping.finish_rotation(new_kek)
             self.vacuum()
         return destroyed
+
+    def _already_destroyed(self, subject_id: str) -> bool:
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                sa.select(subject_keys.c.destroyed_at).where(
+                    subject_keys.c.subject_id == subject_id
+                )
+            ).first()
+        return found is not None and found[0] is not None
 
     @staticmethod
     def _empty_row(conn: sa.Connection, subject_id: str, now: datetime) -> bool:
@@ -424,7 +476,7 @@ class SubjectKeys:
 
     def _rewrap_all(self, conn: sa.Connection, kek_id: bytes) -> None:
         """Every live key not yet under ``kek_id`` wrapped under it (in the caller's
-        transaction); a key no KEK opens any more is emptied."""
+        transaction)."""
         assert self._wrapping is not None
         prefix = WRAPPED_MAGIC + kek_id
         rows = conn.execute(
@@ -437,8 +489,11 @@ class SubjectKeys:
             if bytes(stored).startswith(prefix):
                 continue
             key = self._wrapping.unwrap(subject_id, stored)
-            wrapped = None if key is None else self._wrapping.wrap(subject_id, key, kek_id)
-            changes.append({"sid": subject_id, "wrapped": wrapped})
+            if key is None:  # under no KEK known: left as it is, for an operator to see
+                continue
+            changes.append(
+                {"sid": subject_id, "wrapped": self._wrapping.wrap(subject_id, key, kek_id)}
+            )
         if changes:
             conn.execute(
                 sa.update(subject_keys)

@@ -76,3 +76,55 @@ def test_the_kek_file_can_be_sealed_with_a_secret_from_outside(
         assert right.key_for_reading(f"p-{unique}") == key
     finally:
         right.close()
+
+
+def test_rotations_and_writers_at_the_same_time_lose_no_live_key(
+    settings: Settings, unique: str
+) -> None:
+    import threading
+
+    instances = [SubjectKeys.from_settings(settings) for _ in range(3)]
+    try:
+        doomed = [f"p-doomed-{n}-{unique}" for n in range(6)]
+        instances[0].ensure_keys(doomed)
+        errors: list[BaseException] = []
+
+        def destroy(keys: SubjectKeys, subjects: list[str]) -> None:
+            try:
+                for subject in subjects:
+                    keys.destroy(subject)
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        def write(keys: SubjectKeys) -> None:
+            try:
+                for n in range(30):
+                    keys.ensure_keys([f"p-new-{n}-{unique}"])
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [
+            threading.Thread(target=destroy, args=(instances[0], doomed[:3])),
+            threading.Thread(target=destroy, args=(instances[1], doomed[3:])),
+            threading.Thread(target=write, args=(instances[2],)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        made = {
+            f"p-new-{n}-{unique}": instances[2].key_for_reading(f"p-new-{n}-{unique}")
+            for n in range(30)
+        }
+    finally:
+        for keys in instances:
+            keys.close()
+    fresh = SubjectKeys.from_settings(settings)
+    try:
+        for subject, key in made.items():
+            assert key is not None
+            assert fresh.key_for_reading(subject) == key, subject
+        assert all(fresh.key_for_reading(s) is None for s in doomed)
+    finally:
+        fresh.close()
