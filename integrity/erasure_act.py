@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -304,26 +305,25 @@ def file_stem(act_id: str) -> str:
 
 def write_act_once(folder: Path, act: DestructionAct) -> tuple[Path, bool]:
     """Writes the act unless one with its id is there; returns its JSON path and whether
-    this call wrote it. Each file appears whole or not at all, and when two instances
-    finish the same erasure at once, the first link wins and the other's is discarded."""
+    this call wrote it. The JSON appears whole or not at all (hard-linked from a finished
+    temporary file, which fails if it exists), so when two instances finish the same
+    erasure at once the first wins; only the winner then writes the readable ``.txt``."""
     folder.mkdir(parents=True, exist_ok=True)
     safe = file_stem(act.act_id)
     json_path = folder / f"{safe}.json"
-    written = False
-    for path, content in (
-        (folder / f"{safe}.txt", act_text(act)),
-        (json_path, json.dumps(act.as_dict(), indent=2, ensure_ascii=False) + "\n"),
-    ):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(act)}.tmp")
-        tmp.write_text(content, encoding="utf-8")
-        try:
-            os.link(tmp, path)
-            written = written or path == json_path
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return json_path, written
+    tmp = folder / f".{safe}.json.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_text(json.dumps(act.as_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    try:
+        os.link(tmp, json_path)
+    except FileExistsError:
+        return json_path, False
+    finally:
+        tmp.unlink()
+    text_path = folder / f"{safe}.txt"
+    text_tmp = text_path.with_name(f".{text_path.name}.{os.getpid()}.tmp")
+    text_tmp.write_text(act_text(act), encoding="utf-8")
+    os.replace(text_tmp, text_path)
+    return json_path, True
 
 
 def write_act(folder: Path, act: DestructionAct) -> tuple[Path, Path]:
