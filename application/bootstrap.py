@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import persistence_environment
@@ -15,4 +17,5 @@ def build_audit_log(settings: Settings | None = None) -> AuditLog:
     app = AuditLog(env=env, subject_keys=SubjectKeys.from_settings(settings))
     app.conflict_retries = settings.conflict_retries
     app.settings = settings
+    app.clock_skew = timedelta(seconds=settings.clock_skew_seconds)
     return app
