@@ -16,5 +16,6 @@ def build_audit_log(settings: Settings | None = None) -> AuditLog:
     env = persistence_environment(settings)
     app = AuditLog(env=env, subject_keys=SubjectKeys.from_settings(settings))
     app.conflict_retries = settings.conflict_retries
+    app.settings = settings
     app.clock_skew = timedelta(seconds=settings.clock_skew_seconds)
     return app

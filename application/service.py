@@ -22,6 +22,7 @@ from sferum_audit.application.commands import Command
 from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.personal_data_mapper import PersonalDataMapper
 from sferum_audit.application.receipts import CommandIdReused, CommandReceipt, fingerprint_of
+from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import APPLICATION_NAME, CommandContextAsDict, locate_events
 from sferum_audit.application.subject_keys import SubjectKeys
 from sferum_audit.application.unit_of_work import UnitOfWork
@@ -122,6 +123,9 @@ class AuditLog(Application[UUID]):
 
     name = APPLICATION_NAME
     conflict_retries = 5
+    # Where it was built from (``bootstrap``): the erasure follow-up finds the data folder
+    # (acts, snapshots, write-ahead logs) and the views here.
+    settings: Settings | None = None
     clock_skew = timedelta(minutes=5)  # how far ahead of now an occurred_at may be
 
     def __init__(self, env: dict[str, str], subject_keys: SubjectKeys) -> None:

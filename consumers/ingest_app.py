@@ -318,5 +318,6 @@ def build_ingest_audit_log(settings: Settings | None = None) -> IngestAuditLog:
         env=persistence_environment(settings), subject_keys=SubjectKeys.from_settings(settings)
     )
     app.conflict_retries = settings.conflict_retries
+    app.settings = settings
     app.clock_skew = timedelta(seconds=settings.clock_skew_seconds)
     return app

@@ -36,7 +36,7 @@ from sferum_audit.consumers.broker import (
 )
 from sferum_audit.consumers.connection import connect_options, redact_urls
 from sferum_audit.consumers.coordination import Coordinator
-from sferum_audit.consumers.dead_letters import purge_naming
+from sferum_audit.consumers.dead_letters import StreamEraser
 from sferum_audit.consumers.ingest import BatchReport, IngestProcessor
 from sferum_audit.consumers.ingest_app import build_ingest_audit_log
 from sferum_audit.consumers.metrics import Metrics
@@ -185,7 +185,7 @@ class Pipeline:
             stream_key=self.topology.commands_stream_key,
             stopping=self.stopping,
             on_recorded=self._wake_relay,
-            purge_dead_letters=self._purge_dead_letters,
+            purge_dead_letters=StreamEraser(self.js, options),
         )
         self._handler = make_ingest_handler(self.processor)
         if options.relay_enabled:
@@ -264,11 +264,6 @@ class Pipeline:
                 return
             if self.coordinator is not None and name in self.coordinator.running:
                 await self._start_resource(name)
-
-    async def _purge_dead_letters(self, person_id: str) -> list[int]:
-        """Deletes the dead letters naming an erased person (for the ingest)."""
-        assert self.js is not None
-        return await purge_naming(self.js, self.options, person_id)
 
     def _wake_relay(self) -> None:
         if self.relay is not None:

@@ -124,6 +124,12 @@ class PipelineSettings(BaseSettings):
         description="Seconds JetStream remembers a Nats-Msg-Id (the command id) to drop a "
         "repeated publish; the store's command-id check covers later repeats.",
     )
+    commands_max_age: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds the commands stream keeps a command nobody has acked (0: no "
+        "limit). Acked commands go at once (interest retention).",
+    )
     batch_size: int = Field(
         default=500, ge=1, le=10_000, description="Commands fetched and recorded per batch."
     )

@@ -29,6 +29,10 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA cache_size=-8000",  # 8 MiB: memory must not grow with the views
     "PRAGMA temp_store=FILE",
+    # Freed cells and pages are overwritten with zeros: a row or a dropped table that held
+    # an erased person's name leaves nothing readable in the file (not left to how the
+    # system's SQLite was built).
+    "PRAGMA secure_delete=ON",
     "PRAGMA wal_autocheckpoint=10000",  # ~40 MB of WAL between checkpoints: fewer fsyncs
 )
 
