@@ -24,8 +24,19 @@ BINARY_INSERT_RECORDER = "sferum_audit.application.postgres_recorder:BinaryInser
 ORJSON_TRANSCODER = "sferum_audit.application.json_transcoder:OrjsonTranscoder"
 
 
-def persistence_environment(settings: Settings) -> dict[str, str]:
-    """The ``eventsourcing`` environment for the configured store."""
+# PostgreSQL for commands that only read: every transaction read-only.
+READ_ONLY_POSTGRES_FACTORY = "sferum_audit.application.postgres_recorder:ReadOnlyPostgresFactory"
+
+
+def sqlite_read_only_uri(path: Path) -> str:
+    """A SQLite URI that opens ``path`` for reading only: no write, no journal switch, no
+    new file, so it works on a write-protected copy of the data folder."""
+    return f"file:{path.resolve()}?mode=ro"
+
+
+def persistence_environment(settings: Settings, *, read_only: bool = False) -> dict[str, str]:
+    """The ``eventsourcing`` environment for the configured store; ``read_only``: for
+    commands that only read (no tables created, SQLite opened with ``mode=ro``)."""
     env: dict[str, str] = {
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",
@@ -33,12 +44,20 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
     }
     if settings.aggregate_cache_size <= 0:
         env.pop("AGGREGATE_CACHE_MAXSIZE")
+    if read_only:
+        env["CREATE_TABLE"] = "n"
     if settings.database_url:
         env.update(postgres_environment(settings.database_url))
         env["APPLICATION_RECORDER_TOPIC"] = BINARY_INSERT_RECORDER
         env["POSTGRES_POOL_SIZE"] = str(settings.database_pool_size)
         if settings.database_schema:
             env["POSTGRES_SCHEMA"] = settings.database_schema
+        if read_only:
+            env["PERSISTENCE_MODULE"] = READ_ONLY_POSTGRES_FACTORY
+    elif read_only:
+        env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+        env["SQLITE_DBNAME"] = sqlite_read_only_uri(settings.event_store_path)
+        env["SQLITE_LOCK_TIMEOUT"] = "30"
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
