@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import structlog
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Recording
 
-from sferum_audit.application.commands import Command
-from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.personal_data_mapper import PersonalDataMapper
 from sferum_audit.application.receipts import CommandIdReused, CommandReceipt, fingerprint_of
 from sferum_audit.application.store import APPLICATION_NAME, CommandContextAsDict, locate_events
@@ -27,6 +25,10 @@ from sferum_audit.application.unit_of_work import UnitOfWork
 from sferum_audit.domain.base import AuditedAggregate
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
+
+if TYPE_CHECKING:  # the commands and their handlers load on the first command handled:
+    # a command that only reads the log does not pay for them (see bench_cli_start.py)
+    from sferum_audit.application.commands import Command
 
 log = structlog.get_logger(__name__)
 
@@ -188,6 +190,8 @@ class AuditLog(Application[UUID]):
 
     def _decide(self, commands: Sequence[Command]) -> tuple[UnitOfWork, list[_Outcome]]:
         """Runs the commands against one working set; rebuilds it if a refusal left it dirty."""
+        from sferum_audit.application.handlers import HANDLERS as handlers
+
         uow = UnitOfWork(self)
         outcomes: list[_Outcome] = []
         seen: dict[str, _Outcome] = {}
@@ -221,7 +225,7 @@ class AuditLog(Application[UUID]):
             uow.begin_command()
             outcome.ctx = command.context()
             try:
-                HANDLERS[command.type](uow, command, outcome.ctx)
+                handlers[command.type](uow, command, outcome.ctx)
             except DomainError as error:
                 outcome.error = error
                 uow.undo_command()

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from typing import Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.schema import CreateTable
 
 from sferum_audit.application.settings import Settings
@@ -108,6 +106,9 @@ class SubjectKeys:
         # Insert first: in a running service nearly every subject not cached is new, so
         # one statement usually settles them all. A subject already stored (by another
         # writer, or before a restart, or forgotten) conflicts and is read as stored.
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # writers only
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         now = datetime.now(UTC)
         dialect_insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
         statement = (

@@ -102,8 +102,10 @@ class Listing:
         title: str | None = None,
         empty: str | None = None,
         out: TextIO | None = None,
+        blocks: bool = False,
     ) -> int:
-        """``emit`` with this listing's fields, the chosen table columns and headers."""
+        """``emit`` with this listing's fields, the chosen table columns and headers
+        (``blocks``: each row as ``field: value`` lines, for long text)."""
         chosen = self.table_columns(columns, wide)
         return emit(
             rows,
@@ -115,6 +117,7 @@ class Listing:
             empty=empty or self.empty,
             labels=self.labels,
             droppable=() if (columns or wide) else self.drop,
+            blocks=blocks,
         )
 
 
@@ -271,6 +274,7 @@ def emit(
     empty: str | None = None,
     labels: Mapping[str, str] | None = None,
     droppable: Sequence[str] = (),
+    blocks: bool = False,
 ) -> int:
     """Writes ``rows`` in ``fmt``: exports hold every field of ``columns`` (and any the
     rows add), the table ``table_columns`` (default: ``columns``) under ``labels``,
@@ -288,7 +292,7 @@ def emit(
         out.write(f"{title or 'Listing'}: {empty or 'nothing matches'}.\n")
         return 0
     layout = TableLayout(tuple(table_columns or columns), labels or {}, tuple(droppable))
-    layout.print(materialised, title, out)
+    layout.print(materialised, title, out, blocks=blocks)
     return len(materialised)
 
 
@@ -349,7 +353,9 @@ class TableLayout:
         widest = max(longest_word(self.header(name)), *(measure(c) for c in cells))
         return min(LONGEST_WORD, max(widest, 1))
 
-    def print(self, rows: list[Mapping[str, Any]], title: str | None, out: TextIO) -> None:
+    def print(
+        self, rows: list[Mapping[str, Any]], title: str | None, out: TextIO, *, blocks: bool
+    ) -> None:
         width = console_width(out)
         columns = list(self.columns)
         cells = {c: [shown(c, row.get(c)) for row in rows] for c in columns}
@@ -366,10 +372,12 @@ class TableLayout:
                 columns.remove(name)
                 left_out.append(name)
         hyphens = needed(columns, False) > width
-        footer = f"{len(rows)} rows; times in {zone_name()}"
+        footer = f"{len(rows)} rows"
+        if any(is_time_field(c) for c in columns):
+            footer += f"; times in {zone_name()}"
         if left_out:
             footer += f"; not shown here: {', '.join(left_out)} (--wide, --columns)"
-        if needed(columns, True) > width and len(columns) > 1:
+        if blocks or (needed(columns, True) > width and len(columns) > 1):
             _blocks([[cells[c][i] for c in columns] for i in range(len(rows))], columns, title,
                     width, out)  # fmt: skip
         else:

@@ -79,12 +79,13 @@ NowOption = Annotated[
 
 AUDIT = Listing(
     "Audit trail",
-    queries.audit_columns(),
-    default=("position", "occurred_at", "chat_id", "action", "moderator_id", "authority",
-             "ground", "target_id", "reason"),
-    drop=("chat_id", "target_id", "position"),
-    labels={"position": "#", "occurred_at": "when", "chat_id": "chat", "moderator_id": "by",
-            "authority": "under", "target_id": "whom"},
+    (*queries.audit_columns(), *queries.AUDIT_NAMES),
+    default=("position", "occurred_at", "chat_id", "action", "moderator_name", "authority",
+             "ground", "target_name", "reason"),
+    drop=("chat_id", "target_name", "position"),
+    labels={"position": "#", "occurred_at": "when", "chat_id": "chat", "moderator_name": "who",
+            "authority": "under", "target_name": "whom", "moderator_id": "who (id)",
+            "target_id": "whom (id)"},
     empty="no moderation action matches",
 )  # fmt: skip
 INCIDENTS = Listing(

@@ -45,6 +45,9 @@ def audit_columns() -> tuple[str, ...]:
     return (*AUDIT_COLUMNS, *rest)
 
 
+AUDIT_NAMES: Final = ("moderator_name", "target_name")  # joined from the profiles
+
+
 class InvalidFilter(ValueError):
     """A filter value that cannot match: names the option and the valid values."""
 
@@ -121,8 +124,21 @@ def _hours(start: str | None, end: str | None) -> float | None:
 
 
 def audit_statement(db: ViewsDatabase, flt: AuditFilter) -> sa.Select[Any]:
+    """The audit rows that pass ``flt``, with the moderator's and the target's display
+    names (their ids where no profile has one)."""
     t = db.live.table("audit_trail")
-    statement = sa.select(*(t.c[c] for c in audit_columns()))
+    profiles = db.live.table("cs_profiles")
+    who, whom = profiles.alias("who"), profiles.alias("whom")
+    statement = (
+        sa.select(
+            *(t.c[c] for c in audit_columns()),
+            sa.func.coalesce(who.c.display_name, t.c.moderator_id).label("moderator_name"),
+            sa.func.coalesce(whom.c.display_name, t.c.target_id).label("target_name"),
+        )
+        .select_from(t)
+        .join(who, who.c.profile_id == t.c.moderator_id, isouter=True)
+        .join(whom, whom.c.profile_id == t.c.target_id, isouter=True)
+    )
     for column, value in (
         ("moderator_id", flt.moderator),
         ("chat_id", flt.chat),
