@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -28,10 +29,24 @@ ORJSON_TRANSCODER = "sferum_audit.application.json_transcoder:OrjsonTranscoder"
 READ_ONLY_POSTGRES_FACTORY = "sferum_audit.application.postgres_recorder:ReadOnlyPostgresFactory"
 
 
+def may_write(path: Path) -> bool:
+    """Whether this process may change ``path`` and create SQLite's side files beside it."""
+    folder = path.parent
+    target = path if path.exists() else folder
+    return os.access(target, os.W_OK) and os.access(folder, os.W_OK)
+
+
 def sqlite_read_only_uri(path: Path) -> str:
-    """A SQLite URI that opens ``path`` for reading only: no write, no journal switch, no
-    new file, so it works on a write-protected copy of the data folder."""
-    return f"file:{path.resolve()}?mode=ro"
+    """A SQLite URI that opens ``path`` for reading only (``mode=ro``: no write, no journal
+    switch). In a folder this process may not write (an auditor's write-protected copy),
+    a file without a pending write-ahead log is also opened ``immutable``, so SQLite
+    needs no shared-memory file beside it and creates nothing."""
+    uri = f"file:{path.resolve()}?mode=ro"
+    wal = Path(f"{path}-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    if not may_write(path) and not pending:
+        uri += "&immutable=1"
+    return uri
 
 
 def persistence_environment(settings: Settings, *, read_only: bool = False) -> dict[str, str]:

@@ -43,7 +43,9 @@ def sqlalchemy_url(settings: Settings, sqlite_file: str, *, read_only: bool = Fa
             else settings.database_url
         )
     if read_only:
-        return f"sqlite:///file:{(settings.data_dir / sqlite_file).resolve()}?mode=ro&uri=true"
+        from sferum_audit.application.store import sqlite_read_only_uri
+
+        return f"sqlite:///{sqlite_read_only_uri(settings.data_dir / sqlite_file)}&uri=true"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{settings.data_dir / sqlite_file}"
 

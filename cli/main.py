@@ -65,7 +65,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "forget-rejected": ("integrity_commands", "Erases the payload of one refused command."),
     "serve": ("pipeline", "Runs the NATS consumers, the relay and the views until SIGTERM."),
     "rejected": ("pipeline", "Commands the ingest refused: why, and the payload."),
-    "dead-letters": ("pipeline", "Commands whose every delivery failed; --retry, --purge-subject."),
+    "dead-letters": ("pipeline", "Commands whose every delivery failed, to retry or purge."),
     "demo": ("demo", "Runs the whole pipeline on the sample school and shows the result."),
 }  # fmt: skip
 

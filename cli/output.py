@@ -498,7 +498,11 @@ def _blocks(
             if not text:
                 continue
             head = f"{name}:".ljust(label)
-            for number, line in enumerate(text.split("\n")):
+            lines = text.split("\n")
+            if len(lines) > 1 and lines[0].endswith(":"):  # a map: its keys on lines below
+                out.write(head.rstrip() + "\n")
+                head = " " * label
+            for number, line in enumerate(lines):
                 body = line.lstrip(" ")
                 depth = " " * (len(line) - len(body))
                 first = (head if number == 0 else " " * label) + depth

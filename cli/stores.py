@@ -15,7 +15,6 @@ the answer is always current and the copy is left exactly as it was.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from sferum_audit.application import store
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
@@ -59,9 +59,7 @@ def reading_log(settings: Settings) -> AuditLog:
 
 def writable(path: Path) -> bool:
     """Whether this process may change ``path`` and create SQLite's side files next to it."""
-    folder = path.parent if path.parent != Path() else Path.cwd()
-    target = path if path.exists() else folder
-    return os.access(target, os.W_OK) and os.access(folder, os.W_OK)
+    return store.may_write(path)
 
 
 def sqlite_views_path(settings: Settings, options: ViewsSettings) -> Path | None:

@@ -14,35 +14,26 @@ guessed as UTC.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TIME_ZONE = "Europe/Kaliningrad"
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class DisplaySettings(BaseSettings):
-    """How the CLI shows and reads times (``SFERUM_AUDIT_TIME_ZONE``)."""
-
-    model_config = SettingsConfigDict(env_prefix="SFERUM_AUDIT_", extra="ignore")
-
-    time_zone: str = Field(
-        default=DEFAULT_TIME_ZONE,
-        description="IANA time zone of the school: listings show times in it, and a bare "
-        "date typed on the command line means a day in it.",
-    )
+def school_zone() -> tzinfo:
+    """The configured zone (``SFERUM_AUDIT_TIME_ZONE``, an IANA name or ``UTC``; default
+    ``Europe/Kaliningrad``); an unknown name is an error that says how to fix it."""
+    return _zone(os.environ.get("SFERUM_AUDIT_TIME_ZONE") or DEFAULT_TIME_ZONE)
 
 
 @cache
-def school_zone() -> tzinfo:
-    """The configured zone; an unknown name is an error that says how to fix it."""
-    name = DisplaySettings().time_zone
+def _zone(name: str) -> tzinfo:
     if name.upper() == "UTC":
         return UTC
     try:

@@ -96,11 +96,12 @@ INCIDENTS = Listing(
      "first_contained_at", "closed_at", "hours_to_resolve", "hours_open", "containment_steps",
      "provenance"),
     default=("incident_id", "state", "reported_at", "reporter_id", "affected_profile_id",
-             "hours_to_acknowledge", "hours_open", "containment_steps"),
+             "hours_to_acknowledge", "hours_to_resolve", "hours_open", "containment_steps"),
     drop=("containment_steps", "reporter_id", "hours_open"),
     labels={"incident_id": "incident", "reported_at": "reported", "reporter_id": "by",
             "affected_profile_id": "account of", "hours_to_acknowledge": "ack,h",
-            "hours_open": "open,h", "containment_steps": "steps taken"},
+            "hours_to_resolve": "resolve,h", "hours_open": "open,h",
+            "containment_steps": "steps taken"},
     empty="no incident matches",
 )  # fmt: skip
 INVITATIONS = Listing(

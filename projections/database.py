@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from sferum_audit.application.settings import Settings
-from sferum_audit.application.store import use_write_ahead_log
+from sferum_audit.application.store import sqlite_read_only_uri, use_write_ahead_log
 from sferum_audit.projections.settings import ViewsSettings, views_location
 from sferum_audit.projections.tables import TableSet
 
@@ -74,7 +74,7 @@ class ViewsDatabase:
     def sqlite_file(cls, path: Path, *, read_only: bool = False) -> ViewsDatabase:
         """Views in the SQLite file ``path``; ``read_only``: opened with ``mode=ro``."""
         if read_only:
-            return cls(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true", read_only=True)
+            return cls(f"sqlite:///{sqlite_read_only_uri(path)}&uri=true", read_only=True)
         return cls(f"sqlite:///{path}")
 
     @property
