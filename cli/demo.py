@@ -8,6 +8,8 @@ Loading is idempotent: a second run records nothing and says so.
 from __future__ import annotations
 
 import asyncio
+import sys
+import textwrap
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,7 @@ from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
-from sferum_audit.cli.output import OutputFormat, safe
+from sferum_audit.cli.output import OutputFormat, console_width, safe
 from sferum_audit.cli.records import Tally, audit_log, record_in_batches, rejection_line
 from sferum_audit.cli.views import AUDIT, INCIDENTS, opened_views
 from sferum_audit.domain.access_incident import AccessIncident
@@ -158,10 +160,11 @@ def show_views(ctx: typer.Context, school_id: str) -> None:
         incidents = queries.incidents(db, datetime.now(UTC), school=school_id)
     AUDIT.emit(audit, OutputFormat.table, title="Audit trail (from the views)")
     INCIDENTS.emit(incidents, OutputFormat.table, title="Incident register (4.2.2)")
-    typer.echo(
+    hint = (
         "the same listings: sferum-audit audit, sferum-audit incidents (more columns: "
         "--wide or --columns; every field: --format json, jsonl or csv)"
     )
+    typer.echo("\n".join(textwrap.wrap(hint, width=console_width(sys.stdout))))
 
 
 def describe_store(settings: Settings) -> str:

@@ -264,3 +264,11 @@ def test_a_sealed_log_is_verified_from_a_store_opened_for_reading(
     result = sqlite_cli("verify")
 
     assert result.exit_code == 0, result.output
+
+
+def test_seal_says_its_news_once(sqlite_cli: Cli, sqlite_school: str) -> None:
+    result = sqlite_cli("seal", SFERUM_AUDIT_LOG_LEVEL="INFO")
+
+    assert result.exit_code == 0, result.output
+    assert "signed checkpoint at size" in result.stdout
+    assert "checkpoint signed" not in result.stderr  # the service's log line, not for people
