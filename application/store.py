@@ -25,8 +25,33 @@ BINARY_INSERT_RECORDER = "sferum_audit.application.postgres_recorder:BinaryInser
 ORJSON_TRANSCODER = "sferum_audit.application.json_transcoder:OrjsonTranscoder"
 
 
-def persistence_environment(settings: Settings) -> dict[str, str]:
-    """The ``eventsourcing`` environment for the configured store."""
+# PostgreSQL for commands that only read: every transaction read-only.
+READ_ONLY_POSTGRES_FACTORY = "sferum_audit.application.postgres_recorder:ReadOnlyPostgresFactory"
+
+
+def may_write(path: Path) -> bool:
+    """Whether this process may change ``path`` and create SQLite's side files beside it."""
+    folder = path.parent
+    target = path if path.exists() else folder
+    return os.access(target, os.W_OK) and os.access(folder, os.W_OK)
+
+
+def sqlite_read_only_uri(path: Path) -> str:
+    """A SQLite URI that opens ``path`` for reading only (``mode=ro``: no write, no journal
+    switch). In a folder this process may not write (an auditor's write-protected copy),
+    a file without a pending write-ahead log is also opened ``immutable``, so SQLite
+    needs no shared-memory file beside it and creates nothing."""
+    uri = f"file:{path.resolve()}?mode=ro"
+    wal = Path(f"{path}-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    if not may_write(path) and not pending:
+        uri += "&immutable=1"
+    return uri
+
+
+def persistence_environment(settings: Settings, *, read_only: bool = False) -> dict[str, str]:
+    """The ``eventsourcing`` environment for the configured store; ``read_only``: for
+    commands that only read (no tables created, SQLite opened with ``mode=ro``)."""
     env: dict[str, str] = {
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",
@@ -34,6 +59,8 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
     }
     if settings.aggregate_cache_size <= 0:
         env.pop("AGGREGATE_CACHE_MAXSIZE")
+    if read_only:
+        env["CREATE_TABLE"] = "n"
     if settings.database_url:
         os.umask(PRIVATE_UMASK)  # integrity evidence and erasure acts in the data folder
         env.update(postgres_environment(settings.database_url))
@@ -41,6 +68,12 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
         env["POSTGRES_POOL_SIZE"] = str(settings.database_pool_size)
         if settings.database_schema:
             env["POSTGRES_SCHEMA"] = settings.database_schema
+        if read_only:
+            env["PERSISTENCE_MODULE"] = READ_ONLY_POSTGRES_FACTORY
+    elif read_only:
+        env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+        env["SQLITE_DBNAME"] = sqlite_read_only_uri(settings.event_store_path)
+        env["SQLITE_LOCK_TIMEOUT"] = "30"
     else:
         keep_private(settings.data_dir)
         private_sqlite_file(settings.event_store_path)

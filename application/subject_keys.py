@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from typing import Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.schema import CreateTable
 
 from sferum_audit.application.settings import Settings
@@ -34,8 +32,9 @@ subject_keys = sa.Table(
 )
 
 
-def sqlalchemy_url(settings: Settings, sqlite_file: str) -> str:
-    """The SQLAlchemy URL of the configured database (PostgreSQL, or a SQLite file)."""
+def sqlalchemy_url(settings: Settings, sqlite_file: str, *, read_only: bool = False) -> str:
+    """The SQLAlchemy URL of the configured database (PostgreSQL, or a SQLite file;
+    ``read_only``: opened with ``mode=ro``, and the folder is not created)."""
     if settings.database_url:
         scheme, rest = settings.database_url.split("://", 1)
         return (
@@ -43,6 +42,10 @@ def sqlalchemy_url(settings: Settings, sqlite_file: str) -> str:
             if scheme.startswith("postgres")
             else settings.database_url
         )
+    if read_only:
+        from sferum_audit.application.store import sqlite_read_only_uri
+
+        return f"sqlite:///{sqlite_read_only_uri(settings.data_dir / sqlite_file)}&uri=true"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{settings.data_dir / sqlite_file}"
 
@@ -55,13 +58,14 @@ class SubjectKeys:
     transaction. A key destroyed by another process stays readable here until restart.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, create: bool = True) -> None:
         self._engine = engine
         self._cache: dict[str, bytes | None] = {}  # None: destroyed (the subject is forgotten)
         self._loaded_all = False
         self._forgotten_seen_until = datetime.min.replace(tzinfo=UTC)
         self._lock = threading.Lock()
-        self._create_table(engine)
+        if create:
+            self._create_table(engine)
 
     @staticmethod
     def _create_table(engine: sa.Engine) -> None:
@@ -80,14 +84,17 @@ class SubjectKeys:
             conn.execute(CreateTable(subject_keys, if_not_exists=True))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SubjectKeys:
-        url = sqlalchemy_url(settings, "subject-keys.sqlite")
+    def from_settings(cls, settings: Settings, *, read_only: bool = False) -> SubjectKeys:
+        """The key store of ``settings``; ``read_only``: opened for reading only."""
+        url = sqlalchemy_url(settings, "subject-keys.sqlite", read_only=read_only)
         options: dict[str, object] = {}
+        if read_only and url.startswith("postgresql"):
+            options["connect_args"] = {"options": "-c default_transaction_read_only=on"}
         if settings.database_schema and url.startswith("postgresql"):
             options["execution_options"] = {
                 "schema_translate_map": {None: settings.database_schema}
             }
-        return cls(sa.create_engine(url, **options))
+        return cls(sa.create_engine(url, **options), create=not read_only)
 
     def close(self) -> None:
         """Releases the database connections."""
@@ -101,6 +108,9 @@ class SubjectKeys:
         # Insert first: in a running service nearly every subject not cached is new, so
         # one statement usually settles them all. A subject already stored (by another
         # writer, or before a restart, or forgotten) conflicts and is read as stored.
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # writers only
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         now = datetime.now(UTC)
         dialect_insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
         statement = (

@@ -29,7 +29,7 @@ from nats.errors import Error as NatsError
 
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.settings import Settings
-from sferum_audit.cli.output import OutputFormat, emit
+from sferum_audit.cli.output import ColumnsOption, Listing, OutputFormat, WideOption, emit
 from sferum_audit.consumers.connection import (
     connect_options,
     redact_text,
@@ -54,6 +54,17 @@ DEAD_LETTER_COLUMNS = (
     "deliveries",
     "error",
 )
+
+REJECTED = Listing(
+    "Rejected commands",
+    REJECTED_COLUMNS,
+    default=("position", "rejected_at", "school_id", "command_type", "error_code",
+             "error_message"),
+    drop=("school_id", "command_type", "position"),
+    labels={"position": "#", "rejected_at": "when", "school_id": "school",
+            "command_type": "command", "error_code": "code", "error_message": "why"},
+    empty="no refused command matches",
+)  # fmt: skip
 
 EmbeddedOption = Annotated[
     bool,
@@ -224,21 +235,25 @@ def rejected(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="At most this many.", show_default=False)
     ] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.table
-    ),
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table, json, jsonl or csv.")
+    ] = OutputFormat.table,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Commands the ingest refused: why, and the original payload while it is readable.
 
     The payload is sealed under the keys of the people it names (and of the rejection
     itself); once any of them is forgotten it shows as [erased] (payload_state "erased").
+    The table shows why; --wide or --format json the payload.
     """
-    from sferum_audit.application.bootstrap import build_audit_log
+    from sferum_audit.cli.stores import reading_log
 
-    app = build_audit_log(_settings(ctx))
+    REJECTED.table_columns(columns, wide)
+    app = reading_log(_settings(ctx))
     ctx.call_on_close(app.close)
     rows = rejected_commands(app, school_id=school_id, code=code, start=start, limit=limit)
-    emit(rows, fmt, REJECTED_COLUMNS, title="Rejected commands")
+    REJECTED.emit(rows, fmt, columns=columns, wide=wide)
 
 
 # -- dead letters ----------------------------------------------------------------------------

@@ -162,7 +162,7 @@ class Pipeline:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=_log_nats_error,
-            disconnected_cb=_log_disconnected,
+            disconnected_cb=self._log_disconnected,
             reconnected_cb=_log_reconnected,
         )
         self.js = self.nc.jetstream()
@@ -437,6 +437,11 @@ class Pipeline:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def _log_disconnected(self) -> None:
+        """A lost connection is news; the one this pipeline closes as it stops is not."""
+        if not self.stopping.is_set():
+            log.warning("nats disconnected")
+
     async def run_until(self, stop: asyncio.Event) -> None:
         await self.start()
         try:
@@ -447,10 +452,6 @@ class Pipeline:
 
 async def _log_nats_error(error: Exception) -> None:
     log.warning("nats error", error=repr(error))
-
-
-async def _log_disconnected() -> None:
-    log.warning("nats disconnected")
 
 
 async def _log_reconnected() -> None:
