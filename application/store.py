@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -100,7 +101,8 @@ def keep_private(data_dir: Path) -> None:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)  # mkdir's mode is ignored for a folder that exists
     for path in data_dir.glob("*.sqlite*"):
-        if path.is_file():
+        # a -journal or -wal file may go away between the listing and the chmod
+        with contextlib.suppress(FileNotFoundError):
             path.chmod(0o600)
 
 
@@ -110,7 +112,8 @@ def private_sqlite_file(path: Path) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     for suffix in ("", "-wal", "-shm", "-journal"):
         extra = path.with_name(path.name + suffix)
-        if extra.is_file():
+        # another starter's connection may remove a -journal or -wal file meanwhile
+        with contextlib.suppress(FileNotFoundError):
             extra.chmod(0o600)
 
 
