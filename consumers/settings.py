@@ -89,7 +89,9 @@ class PipelineSettings(BaseSettings):
     batch_timeout: float = Field(
         default=0.05,
         gt=0,
-        description="Seconds a pull waits to fill a batch before handling what it has.",
+        description="Seconds an idle pull waits for the first command before it asks again. "
+        "A batch never waits to fill: it takes what the stream has pending and goes, so "
+        "light load makes small batches and a backlog full ones.",
     )
     ack_wait: float = Field(
         default=5.0,
