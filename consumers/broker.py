@@ -85,16 +85,26 @@ async def raw_batch_decoder(message: StreamMessage[list[Msg]]) -> list[bytes]:
 
 IngestHandler = Callable[..., Awaitable[None]]
 
+_DEFAULT = PipelineSettings.model_fields
 INGEST_DESCRIPTION = (
     "One command per message (the JSON of `sferum-audit record`). Headers: Nats-Msg-Id = "
-    "command_id (JetStream drops a repeat within the duplicate window; the store's "
-    "command-id check covers later repeats), optional reply_to (the answer is published "
-    "there) and correlation_id. The stream stores it as "
-    "<prefix>.ingest.<partition>.<school_id>.<command_type> (partition = FNV-1a of the "
-    "school token mod the partition count); a durable pull consumer per partition, held by "
-    "one instance at a time, records batches in stream order in one transaction each. "
-    "Refused commands (bad JSON, schema errors, broken rules, missing authority) are acked, "
-    "kept with their reason and published on the rejections channel."
+    "<command_id>:<the first 32 hex digits of the SHA-256 of the exact payload bytes> "
+    "(JetStream drops only a byte-identical repeat within the duplicate window; a reused "
+    "command_id with other content always reaches the store and is refused as "
+    "command-id-reused), optional reply_to (the answer is published there) and "
+    "correlation_id. Limits (configurable, defaults shown): at most "
+    f"{_DEFAULT['max_command_bytes'].default} bytes (SFERUM_AUDIT_MAX_COMMAND_BYTES; else "
+    f"command-too-large), JSON nested at most {_DEFAULT['max_command_depth'].default} "
+    "levels (SFERUM_AUDIT_MAX_COMMAND_DEPTH; else command-too-deep), integers of at most "
+    f"{_DEFAULT['max_number_digits'].default} digits (SFERUM_AUDIT_MAX_NUMBER_DIGITS; else "
+    "number-too-long). The stream stores "
+    "it as <prefix>.ingest.<partition>.<school_id>.<command_type> (partition = FNV-1a of "
+    "the school token mod the partition count); a durable pull consumer per partition, "
+    "held by one instance at a time, decides batches in stream order in one transaction "
+    "each. Every message ends recorded (or duplicate), rejected (acked, kept with its code "
+    "and reason, published on the rejections channel) or dead-lettered. A command that "
+    "has to be tried again holds everything after it in its partition until it is "
+    "recorded or dead-lettered, so a school's commands are decided in stream order."
 )
 
 
@@ -109,11 +119,12 @@ def make_ingest_handler(processor: IngestProcessor | None) -> IngestHandler:
     ) -> None:
         """Records a batch of commands in one transaction, in stream order.
 
-        Each command is accepted or refused on its own; refused ones (bad JSON, schema
-        errors, broken rules, missing authority) are acked and kept with their reason.
-        Headers: ``Nats-Msg-Id`` = command_id (JetStream drops repeats), optional
-        ``reply_to`` (the answer goes there), optional ``correlation_id``. Partitioned
-        by school: one consumer applies a school's commands at a time, in order.
+        Each command is accepted or refused on its own; refused ones (too large or deep,
+        bad JSON, schema errors, broken rules, missing authority) are acked and kept with
+        their reason. Headers: ``Nats-Msg-Id`` = ``<command_id>:<SHA-256 prefix of the
+        bytes>``, optional ``reply_to`` (the answer goes there), optional
+        ``correlation_id``. Partitioned by school: one consumer decides a school's
+        commands at a time, in order, and holds them behind one being retried.
         """
         assert processor is not None, "a documentation-only handler"
         try:
@@ -281,8 +292,10 @@ def document(broker: NatsBroker, settings: PipelineSettings) -> None:
         schema=OutboundEvent,
         title="rejections",
         description="Every rejected command (a RejectedCommand.Recorded event: error code, "
-        "message, the persons it names and the original payload sealed under their keys), "
-        "in the same global order as the events.",
+        "message, the persons it names and the original payload sealed under their keys; "
+        "of a payload over 65536 bytes only its first 65536 bytes, with payload_size, "
+        "payload_sha256 of the whole and payload_truncated), in the same global order as "
+        "the events.",
     )
     broker.publisher(
         f"{prefix}.dead-letters.{{school_id}}.{{command_type}}",

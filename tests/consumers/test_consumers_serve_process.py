@@ -47,7 +47,7 @@ class Worker:
         self.log = tmp_path / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, hold: float) -> None:
+    def start(self, hold: float, **extra_env: str) -> None:
         env = dict(
             os.environ,
             SFERUM_AUDIT_ACK_WAIT="2",
@@ -57,6 +57,7 @@ class Worker:
             SFERUM_AUDIT_BATCH_TIMEOUT="0.05",
             SFERUM_AUDIT_LOG_FORMAT="json",
         )
+        env.update(extra_env)
         env.pop("SFERUM_AUDIT_DATABASE_URL", None)
         args = [
             "--data-dir",
@@ -85,6 +86,11 @@ class Worker:
             if line.startswith("{") and '"batch handled"' in line:
                 total += int(json.loads(line).get("duplicate", 0))
         return total
+
+    def logged(self, event: str) -> int:
+        """How many JSON log lines of the worker have this event."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return sum(f'"event": "{event}"' in line for line in text.splitlines())
 
     def batches_held(self) -> int:
         return len(self.marker.read_text().splitlines()) if self.marker.exists() else 0
@@ -176,6 +182,29 @@ async def test_sigterm_lets_the_batch_in_hand_finish_and_be_acked(
         worker.start(hold=0)
         await wait_for(lambda: len(receipts(store)) >= len(sent), 90, "every command")
         assert worker.duplicates_logged() == 0  # nothing in hand was left unacked
+        assert_exactly_once_in_order(store, sent)
+    finally:
+        worker.stop()
+
+
+async def test_an_instance_restarted_under_its_name_takes_its_leases_back_at_once(
+    nats_server: EmbeddedNats, tmp_path: Path, store: AuditLog, unique: str
+) -> None:
+    """The leases would live a minute: the restarted instance must not wait for them."""
+    sent = commands(unique)
+    await publish(nats_server.url, sent, partitions=2)
+    worker = Worker(tmp_path, nats_server.url, tmp_path / "data", partitions=2)
+    same_name = {"SFERUM_AUDIT_INSTANCE_ID": f"audit-{unique}", "SFERUM_AUDIT_LEASE_TTL": "60"}
+    try:
+        worker.start(hold=1.0, **same_name)
+        await wait_for(lambda: worker.batches_held() >= 2, 60, "batches recorded, not acked")
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait(10)
+
+        worker.start(hold=0, **same_name)
+        await wait_for(lambda: worker.logged("own lease taken back") >= 2, 30, "the leases")
+        await wait_for(lambda: len(receipts(store)) >= len(sent), 30, "every command")
         assert_exactly_once_in_order(store, sent)
     finally:
         worker.stop()
