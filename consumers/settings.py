@@ -167,6 +167,14 @@ class PipelineSettings(BaseSettings):
         gt=0,
         description="Seconds SIGTERM waits for in-flight batches to finish and be acked.",
     )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Worker processes of `serve` (--workers), each an instance of its own "
+        "(<INSTANCE_ID>-w<n>) sharing the partitions, under one supervisor; unset: the number "
+        "of cores.",
+    )
     instance_id: str = Field(
         default_factory=default_instance_id,
         description="Name of this process in leases and logs (default: host-pid-random).",
