@@ -303,6 +303,11 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_re
             30,
             "the others",
         )
+        await wait_for(
+            lambda: len(rejections(pipeline.app)) == 1,  # type: ignore[arg-type]
+            30,
+            "the bad bytes refused (a batch of their own: batches close when the stream is dry)",
+        )
         counts = receipts(pipeline.app)
         assert poison["command_id"] not in counts
         assert set(counts.values()) == {1}
