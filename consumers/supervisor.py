@@ -48,6 +48,9 @@ MAX_RESTART_DELAY = 30.0
 HEALTHY_AFTER = 60.0  # seconds a worker must run before its restart delay starts over
 KILL_MARGIN = 10.0
 STDIN = 0
+# A worker handles SIGTERM from before it does any work, and then exits 0; one that SIGTERM
+# ended (-SIGTERM) was still starting up: nothing was in hand.
+STOPPED_CLEANLY = (0, -signal.SIGTERM)
 
 
 def default_workers() -> int:
@@ -148,20 +151,24 @@ class Supervisor:
         delay = self.restart_delay
         while not stop.is_set():
             started = time.monotonic()
-            process = await self._start(index)
-            code = await process.wait()
-            if stop.is_set():
-                return
-            self.restarts[index] += 1
-            if time.monotonic() - started >= HEALTHY_AFTER:
-                delay = self.restart_delay
-            log.warning(
-                "worker exited; restarting it",
-                worker=index,
-                pid=process.pid,
-                exit_code=code,
-                restart_in=delay,
-            )
+            try:
+                process = await self._start(index)
+            except OSError as error:
+                log.error("worker not started; trying again", worker=index, error=repr(error))
+            else:
+                code = await process.wait()
+                if stop.is_set():
+                    return
+                self.restarts[index] += 1
+                if time.monotonic() - started >= HEALTHY_AFTER:
+                    delay = self.restart_delay
+                log.warning(
+                    "worker exited; restarting it",
+                    worker=index,
+                    pid=process.pid,
+                    exit_code=code,
+                    restart_in=delay,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             delay = min(delay * 2, MAX_RESTART_DELAY)
@@ -202,7 +209,7 @@ class Supervisor:
             if process.stdin is not None:
                 process.stdin.close()
             self.exit_codes[index] = process.returncode
-            if index in running and process.returncode != 0:
+            if index in running and process.returncode not in STOPPED_CLEANLY:
                 clean = False
         return clean
 

@@ -100,6 +100,41 @@ async def test_stopping_the_supervisor_stops_every_worker_with_sigterm(tmp_path:
     assert not any(alive(pid) for pid in pids.values())
 
 
+async def run_briefly(tmp_path: Path, script: str) -> int:
+    """Supervises one stand-in running ``script`` until it started, then stops it."""
+    started = tmp_path / "started"
+    supervisor = Supervisor(
+        1,
+        lambda index: [sys.executable, "-c", script, str(started)],
+        stop_timeout=10,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(supervisor.run(stop))
+    await wait_for(started.exists, 30, "the worker")
+    stop.set()
+    return await asyncio.wait_for(running, 30)
+
+
+async def test_a_worker_still_starting_when_sigterm_comes_counts_as_stopped_cleanly(
+    tmp_path: Path,
+) -> None:
+    """No handler yet (the worker is importing): SIGTERM ends it, with nothing in hand."""
+    script = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(60)"
+    assert await run_briefly(tmp_path, script) == 0
+
+
+async def test_a_worker_that_fails_while_stopping_makes_the_supervisor_exit_non_zero(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))\n"
+        "pathlib.Path(sys.argv[1]).touch()\n"
+        "time.sleep(60)\n"
+    )
+    assert await run_briefly(tmp_path, script) == 1
+
+
 def test_each_worker_gets_its_own_name_and_metrics_port_and_the_secrets_in_its_plan() -> None:
     options = PipelineSettings(instance_id="host-1", metrics_port=9464)
     settings = Settings(database_url="postgresql://audit:secret@db:5432/audit")
@@ -125,6 +160,12 @@ def worker_pids(log: Path) -> dict[int, list[int]]:
             entry: dict[str, Any] = json.loads(line)
             started.setdefault(int(entry["worker"]), []).append(int(entry["pid"]))
     return started
+
+
+def last_lines(log: Path) -> str:
+    """The supervisor's and the workers' last words, for a failure message."""
+    lines = log.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if '"batch handled"' not in line)[-4000:]
 
 
 @pytest.mark.nats
@@ -165,7 +206,7 @@ async def test_serve_with_two_workers_records_each_command_once_through_a_crash_
         await wait_for(lambda: len(receipts(store)) >= len(sent), 120, "every command")
 
         serve.send_signal(signal.SIGTERM)
-        assert serve.wait(60) == 0
+        assert serve.wait(60) == 0, last_lines(log)
         assert await ack_pending(nats_server.url, 4) == 0
         counts = receipts(store)
         assert len(counts) == len(sent)
