@@ -143,11 +143,14 @@ def build_broker(
     *,
     logger: Any = None,
     reconnected_cb: Callable[[], Awaitable[None]] | None = None,
+    disconnected_cb: Callable[[], Awaitable[None]] | None = None,
 ) -> NatsBroker:
     """The broker; ``logger=None`` by default (FastStream's per-message lines cost ~25%)."""
     options: dict[str, Any] = {"reconnect_time_wait": 0.5}
     if reconnected_cb is not None:
         options["reconnected_cb"] = reconnected_cb
+    if disconnected_cb is not None:
+        options["disconnected_cb"] = disconnected_cb
     return NatsBroker(
         servers,
         logger=logger,
@@ -223,6 +226,13 @@ def guard_fetch(subscriber: Any) -> None:
     subscription._sferum_fetched = fetched
     subscription._sferum_idle = idle
     subscription._sferum_closing = closing
+
+
+def pause_fetching(subscriber: Any) -> None:
+    """Starts no other fetch on this subscriber (until it is stopped and made anew)."""
+    subscription = subscriber.subscription
+    if subscription is not None and getattr(subscription, "_sferum_guarded", False):
+        subscription._sferum_closing.set()
 
 
 async def quiesce(subscriber: Any, linger: float) -> None:

@@ -133,9 +133,13 @@ class IngestProcessor:
             read_delivery(i, msg, self.subjects, self.stream_key, limits)
             for i, msg in enumerate(messages)
         ]
+        partition = partition_of_batch(list(messages))
+        if self._must_let_go(partition):
+            await self._give_back_unread(deliveries)
+            return report
         heartbeat = asyncio.create_task(self._keep_alive(messages))
         try:
-            await self._work_through(deliveries, report, partition_of_batch(list(messages)))
+            await self._work_through(deliveries, report, partition)
         finally:
             heartbeat.cancel()
         self.metrics.batches.inc()
@@ -153,6 +157,11 @@ class IngestProcessor:
             seconds=round(time.perf_counter() - started, 4),
         )
         return report
+
+    async def _give_back_unread(self, deliveries: list[Delivery]) -> None:
+        """A batch fetched while its partition is being let go is not decided here."""
+        given = await give_back(deliveries)
+        log.info("batch of a partition being let go given back", naked=given)
 
     async def _work_through(
         self, deliveries: list[Delivery], report: BatchReport, partition: int | None

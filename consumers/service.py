@@ -30,6 +30,7 @@ from sferum_audit.consumers.broker import (
     add_partition_subscriber,
     build_broker,
     make_ingest_handler,
+    pause_fetching,
     quiesce,
     release_unhandled,
     start_subscriber,
@@ -173,7 +174,12 @@ class Pipeline:
         if self.app is None:
             tune_for_batches()
             self.app = await asyncio.to_thread(build_ingest_audit_log, self.settings)
-        self.broker = build_broker(self.servers, options, reconnected_cb=self._broker_reconnected)
+        self.broker = build_broker(
+            self.servers,
+            options,
+            reconnected_cb=self._broker_reconnected,
+            disconnected_cb=self._broker_disconnected,
+        )
         await self.broker.start()
         self.processor = CountingProcessor(
             self.app,
@@ -267,6 +273,16 @@ class Pipeline:
                 log.warning("view lag not read", error=repr(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=2.0)
+
+    async def _broker_disconnected(self) -> None:
+        """Until each partition is restarted after the reconnect, its subscriber fetches
+        nothing more, and a batch it fetched is naked in order, not decided: a batch lost
+        with the connection comes back only after ``ack_wait`` and must not be
+        overtaken."""
+        for partition, subscriber in self._subscribers.items():
+            pause_fetching(subscriber)
+            if self.processor is not None:
+                self.processor.release(partition)
 
     async def _broker_reconnected(self) -> None:
         """After a reconnect, restart every partition: a batch fetched when the connection
@@ -385,13 +401,12 @@ class Pipeline:
             if not info.num_ack_pending:
                 return 0.0
             await asyncio.sleep(0.1)
-        last = info.delivered.last_active if info.delivered is not None else None
+        last: datetime | None = info.delivered.last_active if info.delivered else None
+        ack_wait = float(self.options.ack_wait)
         if last is None:
-            return self.options.ack_wait
+            return ack_wait
         since = (datetime.now(UTC) - last).total_seconds()
-        return float(
-            min(max(self.options.ack_wait - since + 0.25, 0.0), self.options.ack_wait + 0.25)
-        )
+        return min(max(ack_wait - since + 0.25, 0.0), ack_wait + 0.25)
 
     async def _stop_resource_now(self, name: str) -> None:
         if name == RELAY:
