@@ -28,8 +28,8 @@ async def client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
     await nc.close()
 
 
-def runs(pipeline: Pipeline, name: str) -> bool:
-    """Whether ``pipeline`` runs the singleton ``name`` right now (its lease and its work)."""
+def state(pipeline: Pipeline, name: str) -> tuple[bool, bool]:
+    """Whether ``pipeline`` holds the singleton's lease, and whether its work runs."""
     assert pipeline.coordinator is not None
     held = name in pipeline.coordinator.running
     working = {
@@ -37,8 +37,20 @@ def runs(pipeline: Pipeline, name: str) -> bool:
         VIEWS: pipeline.follower is not None and pipeline.follower.running,
         SEALER: pipeline.sealer is not None,
     }[name]
-    assert held == working, f"{name}: lease {held}, running {working}"
-    return held
+    return held, working
+
+
+def runs(pipeline: Pipeline, name: str) -> bool:
+    """Holds the lease and runs the work (both or neither, once a start or stop is done)."""
+    return state(pipeline, name) == (True, True)
+
+
+def assert_settled(*pipelines: Pipeline) -> None:
+    """No singleton is half started or half stopped: lease and work go together."""
+    for pipeline in pipelines:
+        for name in SINGLETONS:
+            held, working = state(pipeline, name)
+            assert held == working, f"{name}: lease {held}, running {working}"
 
 
 async def test_two_instances_run_each_singleton_once_and_hand_it_over_on_stop(
@@ -59,6 +71,7 @@ async def test_two_instances_run_each_singleton_once_and_hand_it_over_on_stop(
                 15,
                 "the partitions shared",
             )
+            assert_settled(first, second)
             for name in SINGLETONS:
                 assert [runs(first, name), runs(second, name)].count(True) == 1, name
             # The first instance took every singleton; the views follow both instances' work.
@@ -74,6 +87,7 @@ async def test_two_instances_run_each_singleton_once_and_hand_it_over_on_stop(
             )
         finally:
             await second.stop()
+        assert_settled(first)
         for name in SINGLETONS:  # the second held none, so the first still holds them all
             assert runs(first, name)
         second = Pipeline(sqlite_settings, fast_options(nats_server.url, f"c-{unique}"), views=True)
@@ -84,6 +98,7 @@ async def test_two_instances_run_each_singleton_once_and_hand_it_over_on_stop(
             await wait_for(
                 lambda: all(runs(second, name) for name in SINGLETONS), 15, "the hand-over"
             )
+            assert_settled(second)
         finally:
             await second.stop()
     finally:
