@@ -40,7 +40,6 @@ class BatchReport:
     retried: int = 0
     dead_lettered: int = 0
     transient: bool = False
-    pause: float = 0.0
     positions: list[int] = field(default_factory=list)
     # (stored in JetStream at, acked at, last event position) of each recorded command, as
     # UNIX times: the publish-to-recorded lag (and, with a view's position, to the view).

@@ -135,7 +135,7 @@ async def test_malformed_messages_a_poison_and_a_reused_id_cost_no_other_command
 async def test_a_flaky_store_never_lets_a_newer_command_of_a_school_overtake_an_older_one(
     nats_server: EmbeddedNats,
     client: Client,
-    sqlite_settings: Settings,
+    settings: Settings,
     unique: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -146,7 +146,7 @@ async def test_a_flaky_store_never_lets_a_newer_command_of_a_school_overtake_an_
     )
     schools = [school_commands(f"s{n}-{unique}", students=2, moderations=6) for n in range(4)]
     sent = [row[i] for i in range(max(map(len, schools))) for row in schools if i < len(row)]
-    async with Pipeline(sqlite_settings, options, views=False) as pipeline:
+    async with Pipeline(settings, options, views=False) as pipeline:
         app = pipeline.app
         assert app is not None
         original = app.handle_batch

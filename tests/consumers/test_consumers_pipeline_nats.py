@@ -371,3 +371,16 @@ async def test_the_stream_partitions_schools_like_partition_of(
         tokens = stored.subject.split(".")
         assert tokens[:2] == ["sferum", "ingest"]
         assert int(tokens[2]) == partition_of(school, 8), school
+
+
+async def test_a_lease_bucket_made_with_another_ttl_gets_the_configured_one(
+    nats_server: EmbeddedNats, client: Client, unique: str
+) -> None:
+    from sferum_audit.consumers.topology import ensure_topology, leases_bucket
+
+    js = client.jetstream()
+    old = fast_options(nats_server.url, f"a-{unique}", lease_ttl=10.0)
+    await ensure_topology(js, old)
+    await ensure_topology(js, old.model_copy(update={"lease_ttl": 5.0}))
+    info = await js.stream_info(f"KV_{leases_bucket(old)}")
+    assert info.config.max_age == pytest.approx(5.0)

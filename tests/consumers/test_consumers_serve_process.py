@@ -17,7 +17,13 @@ from typing import Any
 
 import nats
 import pytest
-from consumer_helpers import receipt_order, receipts, wait_for
+from consumer_helpers import (
+    assert_relayed_exactly_once,
+    head,
+    receipt_order,
+    receipts,
+    wait_for,
+)
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
@@ -133,6 +139,23 @@ async def ack_pending(url: str, partitions: int) -> int:
         await nc.close()
 
 
+async def assert_no_gap_on_the_events_stream(url: str, store: AuditLog) -> None:
+    """Once the relay caught up, the events stream holds positions 1..head once each."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        options = PipelineSettings(nats_url=url, instance_id="check")
+
+        async def caught_up() -> bool:
+            info = await js.stream_info(options.events_stream)
+            return bool(info.state.last_seq >= head(store))
+
+        await wait_for(caught_up, 30, "the relay")
+        await assert_relayed_exactly_once(js, options, store)
+    finally:
+        await nc.close()
+
+
 def assert_exactly_once_in_order(store: AuditLog, sent: list[dict[str, Any]]) -> None:
     counts = receipts(store)
     assert set(counts.values()) == {1}
@@ -162,6 +185,7 @@ async def test_a_consumer_killed_mid_batch_is_restarted_and_records_each_command
         await wait_for(lambda: len(receipts(store)) >= len(sent), 90, "every command")
         assert worker.duplicates_logged() > 0  # the killed batch came back, found recorded
         assert_exactly_once_in_order(store, sent)
+        await assert_no_gap_on_the_events_stream(nats_server.url, store)
     finally:
         worker.stop()
 
