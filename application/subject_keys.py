@@ -40,8 +40,6 @@ from typing import Final, Protocol
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.schema import CreateTable
 
 from sferum_audit.application.settings import Settings
@@ -243,8 +241,9 @@ def _kek_document(current: bytes, keys: dict[bytes, bytes]) -> bytes:
     ).encode()
 
 
-def sqlalchemy_url(settings: Settings, sqlite_file: str) -> str:
-    """The SQLAlchemy URL of the configured database (PostgreSQL, or a SQLite file)."""
+def sqlalchemy_url(settings: Settings, sqlite_file: str, *, read_only: bool = False) -> str:
+    """The SQLAlchemy URL of the configured database (PostgreSQL, or a SQLite file;
+    ``read_only``: opened with ``mode=ro``, and the folder is not created)."""
     if settings.database_url:
         scheme, rest = settings.database_url.split("://", 1)
         return (
@@ -252,6 +251,10 @@ def sqlalchemy_url(settings: Settings, sqlite_file: str) -> str:
             if scheme.startswith("postgres")
             else settings.database_url
         )
+    if read_only:
+        from sferum_audit.application.store import sqlite_read_only_uri
+
+        return f"sqlite:///{sqlite_read_only_uri(settings.data_dir / sqlite_file)}&uri=true"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{settings.data_dir / sqlite_file}"
 
@@ -266,7 +269,9 @@ class SubjectKeys:
     stored as they are.
     """
 
-    def __init__(self, engine: sa.Engine, wrapping: KeyWrapping | None = None) -> None:
+    def __init__(
+        self, engine: sa.Engine, wrapping: KeyWrapping | None = None, *, create: bool = True
+    ) -> None:
         self._engine = engine
         self._wrapping = wrapping
         self._cache: dict[str, bytes | None] = {}  # None: destroyed (the subject is forgotten)
@@ -275,7 +280,8 @@ class SubjectKeys:
         self._lock = threading.Lock()
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_secure_delete)
-        self._create_table(engine)
+        if create:
+            self._create_table(engine)
 
     @staticmethod
     def _create_table(engine: sa.Engine) -> None:
@@ -294,9 +300,12 @@ class SubjectKeys:
             conn.execute(CreateTable(subject_keys, if_not_exists=True))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SubjectKeys:
-        url = sqlalchemy_url(settings, "subject-keys.sqlite")
+    def from_settings(cls, settings: Settings, *, read_only: bool = False) -> SubjectKeys:
+        """The key store of ``settings``; ``read_only``: opened for reading only."""
+        url = sqlalchemy_url(settings, "subject-keys.sqlite", read_only=read_only)
         options: dict[str, object] = {}
+        if read_only and url.startswith("postgresql"):
+            options["connect_args"] = {"options": "-c default_transaction_read_only=on"}
         if settings.database_schema and url.startswith("postgresql"):
             options["execution_options"] = {
                 "schema_translate_map": {None: settings.database_schema}
@@ -304,8 +313,11 @@ class SubjectKeys:
         secret = (
             base64.b64decode(settings.key_encryption_key) if settings.key_encryption_key else None
         )
-        wrapping = KeyWrapping(FileKekStore(settings.kek_path, secret))
-        return cls(sa.create_engine(url, **options), wrapping)
+        wrapping: KeyWrapping | None = None
+        if not read_only or settings.kek_path.exists():
+            # a read-only store made before wrapping has no KEK file: its keys are raw
+            wrapping = KeyWrapping(FileKekStore(settings.kek_path, secret))
+        return cls(sa.create_engine(url, **options), wrapping, create=not read_only)
 
     def close(self) -> None:
         """Releases the database connections."""
@@ -346,6 +358,9 @@ class SubjectKeys:
         # Insert first: in a running service nearly every subject not cached is new, so
         # one statement usually settles them all. A subject already stored (by another
         # writer, or before a restart, or forgotten) conflicts and is read as stored.
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # writers only
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         now = datetime.now(UTC)
         dialect_insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
         statement = (

@@ -24,8 +24,10 @@ import typer
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.commands import ErasePersonalData, parse_command
+from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.service import AuditLog, RecordedEvent
 from sferum_audit.application.settings import Settings
+from sferum_audit.cli.stores import reading_log
 from sferum_audit.integrity.evidence import CheckpointLog
 from sferum_audit.integrity.keys import public_key_text
 from sferum_audit.integrity.offline_check import ProofFileError, check_proof_file
@@ -47,8 +49,10 @@ def _settings(ctx: typer.Context) -> Settings:
     return ctx.find_object(Settings) or Settings()
 
 
-def _audit_log(ctx: typer.Context) -> AuditLog:
-    app = build_audit_log(_settings(ctx))
+def _audit_log(ctx: typer.Context, *, read_only: bool = False) -> AuditLog:
+    """The log; ``read_only`` for commands that only read it (the store must exist)."""
+    settings = _settings(ctx)
+    app = reading_log(settings) if read_only else build_audit_log(settings)
     ctx.call_on_close(app.close)
     return app
 
@@ -57,6 +61,12 @@ def _sealer(ctx: typer.Context, app: AuditLog) -> Sealer:
     sealer = Sealer(app.recorder, _settings(ctx).data_dir, IntegritySettings())
     ctx.call_on_close(sealer.close)
     return sealer
+
+
+def quiet_info(settings: Settings) -> None:
+    """Log lines from WARNING up only, unless a lower level was asked for explicitly."""
+    if settings.log_level == "INFO":
+        configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -77,6 +87,7 @@ def _key_text(value: str) -> str:
 
 def seal_command(ctx: typer.Context) -> None:
     """Catches the Merkle tree up with the log and signs a checkpoint if anything is new."""
+    quiet_info(_settings(ctx))  # the line below is the news; the service's log line is not
     app = _audit_log(ctx)
     result = _sealer(ctx, app).run_once(force=True)
     typer.echo(result.describe())
@@ -145,7 +156,7 @@ def verify_command(
     truncated log; names the first bad position and exits 1.
     """
     settings = _settings(ctx)
-    app = _audit_log(ctx)
+    app = _audit_log(ctx, read_only=True)
     kept = [(path.read_text(encoding="utf-8"), str(path)) for path in checkpoint or []]
     report = verify_log(
         app.recorder,

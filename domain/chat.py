@@ -322,7 +322,7 @@ class Chat(AuditedAggregate):
         *,
         warning: bool = False,
     ) -> None:
-        """The rules every moderation action obeys (the order, 2.3-2.5 and 4.2)."""
+        """The rules every moderation action obeys (docs/regulation.md, 2.3-2.5 and 4.2)."""
         require_one_of(authority, MODERATION_AUTHORITIES, "authority")
         if ground is not None:
             require_one_of(ground, GROUNDS, "ground")

@@ -1,4 +1,4 @@
-"""The stable codes of the school's order that events, audit entries and filters use.
+"""The stable codes of ``docs/regulation.md`` that events, audit entries and filters use.
 
 The order (School 58, Kaliningrad, No. 1065/1) numbers its rules (2.3, 4.2.4, ...); this
 module is the single place where its codes become values the code can check.

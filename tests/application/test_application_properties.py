@@ -3,7 +3,7 @@ but a domain error, and the recorded log never breaks an invariant of the regula
 
 Each example gets a fresh SQLite store. After the sequence, a fresh ``AuditLog`` on the same
 store replays the whole log event by event; the rules are re-checked from the replayed state
-at each event (with an oracle written from the order, not with the domain's own code),
+at each event (with an oracle written from docs/regulation.md, not with the domain's own code),
 and the final state is checked against the invariants.
 """
 
@@ -575,7 +575,7 @@ def set_up(run: Run) -> None:
 
 
 def held_authorities(school: School, chat: Chat, profile: Profile | None, actor: str) -> set[str]:
-    """The order's "who may do what", written out independently of domain.authority."""
+    """docs/regulation.md, "Who may do what", written out independently of domain.authority."""
     held = set()
     if actor in school.state.administrators:
         held.add("2.3")
