@@ -287,7 +287,8 @@ def forget_command(
 
     Only an administrator of the school where the person is registered erases, on the
     request of the person or of a parent registered for that child; a refusal is kept in
-    `rejected`. The erasure is recorded as an event holding no personal data; free text in
+    `rejected`. The erasure is recorded as an event holding no personal data, so every view,
+    export and `rejected` payload shows their personal fields as [erased]; free text in
     other records that names the person is shredded; messages still held in the NATS
     streams that name them (by id or by name) are erased; the destruction act and the log
     extract (Roskomnadzor Order No. 179) are written once under <data_dir>/erasures/; the

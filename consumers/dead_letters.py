@@ -292,7 +292,8 @@ class StreamEraser:
         stream = self.settings.commands_stream
         erased = []
         async for raw in _stream_messages(self.js, stream, None):
-            if _is_erasure(raw) and (raw.headers or {}).get(hdr.MSG_ID) == command_id:
+            msg_id = (raw.headers or {}).get(hdr.MSG_ID, "")
+            if _is_erasure(raw) and hdr.command_id_of_msg_id(msg_id) == command_id:
                 with contextlib.suppress(NotFoundError):
                     await self.js.delete_msg(stream, int(raw.seq or 0))
                     erased.append(ErasedMessage(stream, int(raw.seq or 0), raw.subject or ""))

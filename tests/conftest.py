@@ -12,10 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
+
+# Tests assert behaviour, never speed: Hypothesis's per-example deadline (200 ms) turns a
+# loaded 2-core CI machine into flaky failures, so no property test has one.
+hypothesis_settings.register_profile("sferum-audit", deadline=None)
+hypothesis_settings.load_profile("sferum-audit")
 
 POSTGRES_URL_VARIABLE = "SFERUM_AUDIT_TEST_POSTGRES_URL"
 # Nothing listens on port 1: commands that reach for the configured NATS (``forget``
