@@ -323,6 +323,8 @@ def audit_command(
     except queries.InvalidFilter as error:
         raise checked(error) from None
     with read_views(ctx, views_at, school) as db:
+        if chat is not None:  # a mistyped chat is an error, not an empty trail
+            queries.check_chat(db, chat, school, "--chat")
         rows = queries.audit_rows(db, flt, limit=limit, newest_first=newest_first)
     filters = flt.describe()
     empty = f"{AUDIT.empty}{' ' + filters if filters else ''}"
