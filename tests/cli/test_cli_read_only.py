@@ -58,6 +58,28 @@ def test_a_folder_without_a_store_is_an_error_and_stays_empty(
     assert not typo.exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("public-key",),
+        ("seal",),
+        ("prove", "1"),
+        ("forget", "s-1", "--requested-by", "p-1", "--basis", "b", "--school", "s", "--by", "a"),
+        ("forget-rejected", "1", "--basis", "b", "--by", "a"),
+    ],
+    ids=lambda a: a[0],
+)
+def test_integrity_and_erasure_commands_on_a_folder_without_a_store_make_nothing(
+    sqlite_cli: Cli, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    typo = tmp_path / "sferum-audit-dta"
+
+    result = sqlite_cli("--data-dir", str(typo), *args)
+
+    assert_one_line_error(result, "no event store", str(typo), "does not exist")
+    assert not typo.exists()
+
+
 def test_listings_on_a_write_protected_copy_change_nothing_and_are_current(
     sqlite_cli: Cli,
     sqlite_audit_log: AuditLog,
