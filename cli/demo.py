@@ -13,7 +13,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO, cast
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -305,7 +305,8 @@ class Summary:
         if not records:
             self.console.print("nothing recorded")
             return
-        emit(records, OutputFormat.table, names, out=self.console.file)
+        out = cast(TextIO, self.console.file)  # rich types it IO[str]; it is a text stream
+        emit(records, OutputFormat.table, names, out=out)
 
 
 def register(app: typer.Typer) -> None:
