@@ -36,7 +36,7 @@ from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.output import ColumnsOption, Listing, OutputFormat, WideOption, emit
-from sferum_audit.cli.stores import current_views, reading_log
+from sferum_audit.cli.stores import current_views, reading_log, stored_views
 from sferum_audit.cli.times import local, parse_time, zone_name
 from sferum_audit.domain.regulation import GROUNDS, MODERATION_AUTHORITIES
 from sferum_audit.projections import queries
@@ -647,13 +647,10 @@ def status_command(ctx: typer.Context, fmt: FormatOption = OutputFormat.table) -
     settings = settings_of(ctx)
     app = reading_log(settings)
     ctx.call_on_close(app.close)
-    db = ViewsDatabase.from_settings(settings)
-    try:
+    with stored_views(settings) as db:  # a write-protected copy is left as it is
         runner = ViewRunner(app, db)
         runner.ensure_tables()
         rows = [lag.as_dict() for lag in runner.lag()]
-    finally:
-        db.dispose()
     emit(rows, fmt, ("view", "position", "head", "lag"), title="Views")
 
 

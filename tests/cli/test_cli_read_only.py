@@ -104,6 +104,27 @@ def test_listings_on_a_write_protected_copy_change_nothing_and_are_current(
     assert folder_state(folder) == before
 
 
+def test_views_status_on_a_write_protected_copy_reports_the_lag_and_changes_nothing(
+    sqlite_cli: Cli,
+    sqlite_audit_log: AuditLog,
+    sqlite_school: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = sqlite_cli.settings.data_dir
+    head = max_position(sqlite_audit_log)
+    sqlite_audit_log.close()
+    monkeypatch.setattr(store, "may_write", lambda path: False)
+    before = folder_state(folder)
+
+    status = sqlite_cli("views", "status", "-f", "json")
+
+    assert status.exit_code == 0, status.output
+    rows = json.loads(status.stdout)
+    assert rows
+    assert {(r["head"], r["lag"]) for r in rows} == {(head, head)}  # nothing read them yet
+    assert folder_state(folder) == before
+
+
 def test_the_event_store_is_opened_with_a_read_only_uri(
     sqlite_settings: Settings, sqlite_audit_log: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
