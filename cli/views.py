@@ -560,18 +560,12 @@ def replay_command(
         )
         _emit_digests(result.digests, stats_digest, position, fmt)
         return
+    if check_:
+        with stored_views(settings) as db:  # an auditor's write-protected copy stays as it is
+            check_views(app, db, names, head, page, fmt)
+        return
     db = ViewsDatabase.from_settings(settings, options)
     try:
-        if check_:
-            with progress_bar("checking", head) as advance:
-                outcome = check(app, db, names, progress=advance, page_size=page)
-            _emit_digests(outcome.digests, None, outcome.position, fmt)
-            for difference in outcome.differences:
-                typer.echo(f"DIFFERENCE {difference.describe()}", err=True)
-            if not outcome.ok:
-                raise typer.Exit(1)
-            typer.echo(f"views match a rebuild at position {outcome.position}", err=True)
-            return
         with progress_bar("replaying", head) as advance:
             result = rebuild(app, db, names, progress=advance, page_size=page)
         rate = result.events / result.seconds if result.seconds else 0.0
@@ -586,6 +580,20 @@ def replay_command(
         )
     finally:
         db.dispose()
+
+
+def check_views(
+    app: AuditLog, db: ViewsDatabase, names: list[str], head: int, page: int, fmt: OutputFormat
+) -> None:
+    """``replay --check``: compares ``db`` with a rebuild; exit 1 naming each difference."""
+    with progress_bar("checking", head) as advance:
+        outcome = check(app, db, names, progress=advance, page_size=page)
+    _emit_digests(outcome.digests, None, outcome.position, fmt)
+    for difference in outcome.differences:
+        typer.echo(f"DIFFERENCE {difference.describe()}", err=True)
+    if not outcome.ok:
+        raise typer.Exit(1)
+    typer.echo(f"views match a rebuild at position {outcome.position}", err=True)
 
 
 def cut_by_occurrence(app: AuditLog, when: datetime | None) -> int:

@@ -125,6 +125,25 @@ def test_views_status_on_a_write_protected_copy_reports_the_lag_and_changes_noth
     assert folder_state(folder) == before
 
 
+def test_replay_check_on_a_write_protected_copy_compares_and_changes_nothing(
+    sqlite_cli: Cli,
+    sqlite_audit_log: AuditLog,
+    sqlite_school: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = sqlite_cli.settings.data_dir
+    sqlite_audit_log.close()
+    assert sqlite_cli("audit").exit_code == 0  # the views are built while it may write
+    monkeypatch.setattr(store, "may_write", lambda path: False)
+    before = folder_state(folder)
+
+    result = sqlite_cli("replay", "--check")
+
+    assert result.exit_code == 0, result.output
+    assert "views match a rebuild" in result.stderr
+    assert folder_state(folder) == before
+
+
 def test_the_event_store_is_opened_with_a_read_only_uri(
     sqlite_settings: Settings, sqlite_audit_log: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
