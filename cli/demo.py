@@ -13,14 +13,13 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO, cast
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import typer
 from eventsourcing.application import AggregateNotFoundError
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from sferum_audit.application.commands import parse_command
@@ -29,7 +28,7 @@ from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
-from sferum_audit.cli.output import OutputFormat, console_width, safe
+from sferum_audit.cli.output import OutputFormat, console_width, emit
 from sferum_audit.cli.records import Tally, audit_log, record_in_batches, rejection_line
 from sferum_audit.cli.views import AUDIT, INCIDENTS, opened_views
 from sferum_audit.domain.access_incident import AccessIncident
@@ -298,13 +297,16 @@ class Summary:
         self.table("Unauthorised-access reports (4.2.2)", columns, rows)
 
     def table(self, title: str, columns: Iterable[str], rows: Iterable[Iterable[str]]) -> None:
+        """A table laid out as the listings are (``cli.output``): fitted to the terminal,
+        wrapped between words, data escaped; never a word broken in the middle."""
+        names = tuple(columns)
+        records = [dict(zip(names, row, strict=True)) for row in rows]
         self.console.print(Text(f"\n{title}", style="bold"))  # not a table title: never wrapped
-        table = Table()
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(safe(cell)) for cell in row))  # data: no markup, no escapes
-        self.console.print(table)
+        if not records:
+            self.console.print("nothing recorded")
+            return
+        out = cast(TextIO, self.console.file)  # rich types it IO[str]; it is a text stream
+        emit(records, OutputFormat.table, names, out=out)
 
 
 def register(app: typer.Typer) -> None:

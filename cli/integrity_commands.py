@@ -27,7 +27,7 @@ from sferum_audit.application.commands import ErasePersonalData, parse_command
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.service import AuditLog, RecordedEvent
 from sferum_audit.application.settings import Settings
-from sferum_audit.cli.stores import reading_log
+from sferum_audit.cli.stores import reading_log, require_store
 from sferum_audit.integrity.evidence import CheckpointLog
 from sferum_audit.integrity.keys import public_key_text
 from sferum_audit.integrity.offline_check import ProofFileError, check_proof_file
@@ -50,8 +50,11 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 def _audit_log(ctx: typer.Context, *, read_only: bool = False) -> AuditLog:
-    """The log; ``read_only`` for commands that only read it (the store must exist)."""
+    """The log, which must exist: sealing, proving and erasing act on a store, and a
+    mistyped --data-dir must not get a new empty one; ``read_only`` for commands that only
+    read it."""
     settings = _settings(ctx)
+    require_store(settings)
     app = reading_log(settings) if read_only else build_audit_log(settings)
     ctx.call_on_close(app.close)
     return app
@@ -101,6 +104,7 @@ def public_key_command(ctx: typer.Context) -> None:
     The key is made on first use in <data_dir>/integrity/signing-key.pem unless
     SFERUM_AUDIT_SIGNING_KEY provides it.
     """
+    require_store(_settings(ctx))  # a mistyped --data-dir would get a new key, not the log's
     settings = IntegritySettings()
     paths = IntegrityPaths.of(_settings(ctx).data_dir)
     origin = resolve_origin(settings, CheckpointLog(paths.checkpoints).last())

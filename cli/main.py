@@ -42,7 +42,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "schema": ("records", "Prints the JSON Schema of the commands that record accepts."),
     "moderate": ("records", "Moderation actions (2.3-2.5): remove, block, warn, unblock."),
     "report-access": ("records", "Reports unauthorised access to an account (4.2.2)."),
-    "incident": ("incidents", "Works a 4.2.2 report: acknowledge, contain, notify, resolve."),
+    "incident": ("incidents", "A 4.2.2 report: acknowledge, contain, notify, resolve, dismiss."),
     "regulation": ("regulation", "The order's authorities and grounds, and what each allows."),
     "audit": ("views", "The audit trail: who moderated what, under which section, why."),
     "incidents": ("views", "The incident register (4.2.2): state, times, steps taken."),

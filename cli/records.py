@@ -37,6 +37,7 @@ from sferum_audit.application.commands import command_json_schema as command_sch
 from sferum_audit.application.logging_setup import bound_command
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
+from sferum_audit.cli.times import DATE_ONLY, example, parse_time, zone_name
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.domain.regulation import GROUNDS, ROLE_OF_AUTHORITY
 
@@ -206,21 +207,19 @@ def schema() -> None:
 
 
 def moment(value: str | None, flag: str) -> str:
-    """An ISO 8601 time with a timezone, as the command schema wants it; now if not given."""
+    """An ISO 8601 time with a timezone, as the command schema wants it; now if not given.
+    Typed times follow the rule of ``cli.times`` (examples in the school's zone); a bare
+    date is refused here, since an act happens at a moment, not on a whole day."""
     if value is None:
         return datetime.now(UTC).isoformat()
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+    day = value.strip()
+    if DATE_ONLY.match(day):
         raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 time such as 2024-12-02T10:15+02:00", param_hint=flag
-        ) from None
-    if parsed.tzinfo is None:
-        raise typer.BadParameter(
-            f"{value!r} has no timezone; add one, e.g. {value}+02:00 or {value}Z",
+            f"{value!r} has no time and no timezone; give both, e.g. "
+            f"{example(day + 'T09:00')} ({zone_name()}) or {day}T09:00Z (UTC)",
             param_hint=flag,
         )
-    return parsed.isoformat()
+    return parse_time(value, flag).isoformat()
 
 
 def occurred_at(app: AuditLog, envelope: Envelope) -> str:

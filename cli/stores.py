@@ -97,6 +97,26 @@ def current_views(settings: Settings) -> Iterator[ViewsDatabase]:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+@contextmanager
+def stored_views(settings: Settings) -> Iterator[ViewsDatabase]:
+    """The views as stored, not caught up (how far behind they are is the question);
+    a folder this process may not write is read through a scratch copy, as above."""
+    options = ViewsSettings()
+    path = sqlite_views_path(settings, options)
+    scratch: str | None = None
+    if path is not None and not writable(path):
+        scratch = tempfile.mkdtemp(prefix="sferum-audit-views-")
+        db = ViewsDatabase.sqlite_file(copy_views(path, Path(scratch)))
+    else:
+        db = ViewsDatabase.from_settings(settings, options)
+    try:
+        yield db
+    finally:
+        db.dispose()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def copy_views(path: Path, folder: Path) -> Path:
     """Copies the views file (with its write-ahead log) into ``folder``; a missing file
     gives a fresh one there."""

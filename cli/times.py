@@ -49,7 +49,8 @@ def zone_name() -> str:
     return str(school_zone())
 
 
-def _example(value: str) -> str:
+def example(value: str) -> str:
+    """``value`` (a local date and time) with the school zone's offset now."""
     offset = datetime.now(school_zone()).strftime("%z")
     return f"{value}{offset[:3]}:{offset[3:]}"
 
@@ -70,13 +71,13 @@ def parse_time(text: str, flag: str, *, end_of_day: bool = False) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(
-            f"{text!r} is not an ISO 8601 time such as {_example('2024-12-05T09:00')} "
+            f"{text!r} is not an ISO 8601 time such as {example('2024-12-05T09:00')} "
             "or a date such as 2024-12-05",
             param_hint=flag,
         ) from None
     if value.tzinfo is None:
         raise typer.BadParameter(
-            f"{text!r} has no timezone; add one, e.g. {_example(text)} ({zone_name()}) or "
+            f"{text!r} has no timezone; add one, e.g. {example(text)} ({zone_name()}) or "
             f"{text}Z (UTC), or give a bare date, read in {zone_name()}",
             param_hint=flag,
         )

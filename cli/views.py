@@ -36,7 +36,7 @@ from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.output import ColumnsOption, Listing, OutputFormat, WideOption, emit
-from sferum_audit.cli.stores import current_views, reading_log
+from sferum_audit.cli.stores import current_views, reading_log, stored_views
 from sferum_audit.cli.times import local, parse_time, zone_name
 from sferum_audit.domain.regulation import GROUNDS, MODERATION_AUTHORITIES
 from sferum_audit.projections import queries
@@ -323,6 +323,8 @@ def audit_command(
     except queries.InvalidFilter as error:
         raise checked(error) from None
     with read_views(ctx, views_at, school) as db:
+        if chat is not None:  # a mistyped chat is an error, not an empty trail
+            queries.check_chat(db, chat, school, "--chat")
         rows = queries.audit_rows(db, flt, limit=limit, newest_first=newest_first)
     filters = flt.describe()
     empty = f"{AUDIT.empty}{' ' + filters if filters else ''}"
@@ -558,18 +560,12 @@ def replay_command(
         )
         _emit_digests(result.digests, stats_digest, position, fmt)
         return
+    if check_:
+        with stored_views(settings) as db:  # an auditor's write-protected copy stays as it is
+            check_views(app, db, names, head, page, fmt)
+        return
     db = ViewsDatabase.from_settings(settings, options)
     try:
-        if check_:
-            with progress_bar("checking", head) as advance:
-                outcome = check(app, db, names, progress=advance, page_size=page)
-            _emit_digests(outcome.digests, None, outcome.position, fmt)
-            for difference in outcome.differences:
-                typer.echo(f"DIFFERENCE {difference.describe()}", err=True)
-            if not outcome.ok:
-                raise typer.Exit(1)
-            typer.echo(f"views match a rebuild at position {outcome.position}", err=True)
-            return
         with progress_bar("replaying", head) as advance:
             result = rebuild(app, db, names, progress=advance, page_size=page)
         rate = result.events / result.seconds if result.seconds else 0.0
@@ -584,6 +580,20 @@ def replay_command(
         )
     finally:
         db.dispose()
+
+
+def check_views(
+    app: AuditLog, db: ViewsDatabase, names: list[str], head: int, page: int, fmt: OutputFormat
+) -> None:
+    """``replay --check``: compares ``db`` with a rebuild; exit 1 naming each difference."""
+    with progress_bar("checking", head) as advance:
+        outcome = check(app, db, names, progress=advance, page_size=page)
+    _emit_digests(outcome.digests, None, outcome.position, fmt)
+    for difference in outcome.differences:
+        typer.echo(f"DIFFERENCE {difference.describe()}", err=True)
+    if not outcome.ok:
+        raise typer.Exit(1)
+    typer.echo(f"views match a rebuild at position {outcome.position}", err=True)
 
 
 def cut_by_occurrence(app: AuditLog, when: datetime | None) -> int:
@@ -645,13 +655,10 @@ def status_command(ctx: typer.Context, fmt: FormatOption = OutputFormat.table) -
     settings = settings_of(ctx)
     app = reading_log(settings)
     ctx.call_on_close(app.close)
-    db = ViewsDatabase.from_settings(settings)
-    try:
+    with stored_views(settings) as db:  # a write-protected copy is left as it is
         runner = ViewRunner(app, db)
         runner.ensure_tables()
         rows = [lag.as_dict() for lag in runner.lag()]
-    finally:
-        db.dispose()
     emit(rows, fmt, ("view", "position", "head", "lag"), title="Views")
 
 

@@ -264,7 +264,7 @@ class Chat(AuditedAggregate):
             raise ChatArchived(f"chat {self.chat_id} is archived")
 
     def check_may_join(self, candidate: Candidate) -> None:
-        """Who may be a member (the order, 2.2, 2.5, 2.7, 2.8):
+        """Who may be a member (docs/regulation.md, 2.2, 2.5, 2.7, 2.8):
 
         - the staff room: teachers (administrators are teachers too), as teachers;
         - a class chat: the class's students, their parents, and the class teacher;

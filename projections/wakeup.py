@@ -23,7 +23,6 @@ from contextlib import suppress
 from typing import Any
 
 import structlog
-from psycopg.sql import SQL, Identifier
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +111,10 @@ class PostgresNotifications:
                 self._stop.wait(min(0.2 * 2**failures, 10.0))
 
     def _listen(self) -> None:
+        # Imported here: the driver takes a fifth of a second to import, and a command
+        # reading SQLite (``audit``; scripts/bench_cli_start.py) never listens.
+        from psycopg.sql import SQL, Identifier
+
         with self.recorder.datastore.get_connection() as conn:
             conn.execute(SQL("LISTEN {0}").format(Identifier(self.channel)))
             conn.commit()

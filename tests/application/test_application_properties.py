@@ -607,7 +607,7 @@ def is_security_staff(school: School, profile: Profile | None, ctx: CommandConte
 
 
 def may_be_member(school: School, chat: Chat, profile: Profile, role: str) -> bool:
-    """The order: a class's class chat and parents' chat are for that class's students
+    """docs/regulation.md: a class's class chat and parents' chat are for that class's students
     and their parents (and its class teacher); staff join the staff room as teachers; a
     chat bound to a class takes its students, their parents and teachers."""
 

@@ -8,9 +8,13 @@ import re
 from cli_helpers import Cli, max_position
 from rich.console import Console
 
+from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.demo import Summary, describe_store
+
+MODERATION = {"remove-content", "block-content", "block-member", "unblock-member",
+              "warn-about-liability"}  # fmt: skip
 
 
 def test_demo_loads_the_sample_school_and_summarises_it(
@@ -32,10 +36,10 @@ def test_demo_loads_the_sample_school_and_summarises_it(
         assert text in out
     assert "Account links to ElZhur: 36 of 41 profiles" in out
     for status, count in (("annulled", 2), ("expired", 1), ("issued", 2), ("redeemed", 31)):
-        assert re.search(rf"│ {status}\s+│ {count}\s+│", out), status
-    assert re.search(r"│ stale \(unused over 3 days\)\s+│ 2\s+│", out)
-    assert re.search(rf"{school}-inc-1\s+│ resolved ", out)
-    assert re.search(rf"{school}-inc-2\s+│ acknowledged ", out)
+        assert re.search(rf"^{status}\s+{count}\s*$", out, re.MULTILINE), status
+    assert re.search(r"^stale \(unused over 3 days\)\s+2\s*$", out, re.MULTILINE)
+    assert re.search(rf"^{school}-inc-1\s+resolved ", out, re.MULTILINE)
+    assert re.search(rf"^{school}-inc-2\s+acknowledged ", out, re.MULTILINE)
     assert max_position(audit_log) > 251
 
 
@@ -64,6 +68,19 @@ def test_the_demo_leaves_a_sealed_log_that_verify_accepts(sqlite_cli: Cli) -> No
     assert demo.exit_code == 0, demo.output
     assert "signed checkpoint at size" in demo.stdout
     assert verify.exit_code == 0, verify.output
+
+
+def test_the_demo_at_80_columns_breaks_no_word_and_no_line(sqlite_cli: Cli) -> None:
+    result = sqlite_cli("demo", "--direct", COLUMNS="80")
+
+    assert result.exit_code == 0, result.output
+    week = result.stdout.split("Moderation actions of the week")[1].split("Unauthorised")[0]
+    printed = set(re.findall(r"\w+", week))
+    reasons = [c["reason"] for c in sample_school("sch-58") if c["type"] in MODERATION]
+    broken = {w for r in reasons for w in re.findall(r"\w+", r)} - printed
+    assert reasons
+    assert broken == set()
+    assert [line for line in result.stdout.splitlines() if len(line.rstrip()) > 80] == []
 
 
 def test_the_demo_explains_commands_events_receipts_and_positions(

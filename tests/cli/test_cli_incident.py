@@ -63,3 +63,11 @@ def test_the_domain_decides_who_may_and_says_why(cli: Cli, loaded_school: str) -
     assert by_a_pupil.stderr.startswith("refused: ")
     assert_one_line_error(as_a_pupil, "--as", "valid: security-officer, administrator", exit_code=2)
     assert_one_line_error(bad_step, "--step", "password-reset", exit_code=2)
+
+
+def test_the_top_level_help_names_every_incident_subcommand(sqlite_cli: Cli) -> None:
+    listed = " ".join(sqlite_cli("--help", COLUMNS="200").stdout.split())
+    summary = listed.split(" incident ", 1)[1].split(" regulation ", 1)[0]
+
+    for sub in ("acknowledge", "contain", "notify", "resolve", "dismiss"):
+        assert sub in summary, summary

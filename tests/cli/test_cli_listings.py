@@ -184,6 +184,14 @@ def test_an_unknown_school_or_chat_lists_the_known_ones(
     assert_one_line_error(chat, "CHAT", "'class-11z'", "class-5a", exit_code=2)
 
 
+def test_an_audit_chat_filter_naming_no_chat_lists_the_known_chats(
+    sqlite_cli: Cli, sqlite_school: str
+) -> None:
+    result = sqlite_cli("audit", "--chat", "class-11z")
+
+    assert_one_line_error(result, "--chat", "'class-11z'", "class-5a", exit_code=2)
+
+
 def test_a_bare_date_is_a_day_in_the_schools_time_zone(sqlite_cli: Cli, sqlite_school: str) -> None:
     every = exported(sqlite_cli, "audit")
     day = exported(sqlite_cli, "audit", "--since", "2024-12-04", "--until", "2024-12-04")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from cli_helpers import Cli, assert_one_line_error, jsonl, max_position
 
 from sferum_audit.application.service import AuditLog
@@ -146,6 +149,21 @@ def test_a_time_without_timezone_is_a_usage_error(sqlite_cli: Cli) -> None:
     result = sqlite_cli(*args)
 
     assert_one_line_error(result, "--at", "no timezone", exit_code=EXIT_USAGE)
+
+
+@pytest.mark.parametrize("typed", ["2024-12-09", "2024-12-09T10:00"])
+def test_a_time_without_timezone_is_refused_with_an_example_that_works_in_the_schools_zone(
+    sqlite_cli: Cli, typed: str
+) -> None:
+    args = ["moderate", "warn", "--school", "s", "--chat", "c", "--moderator", "t"]
+    args += ["--member", "m", "--ground", "4.2.4", "--reason", "r", "--at", typed]
+
+    result = sqlite_cli(*args, SFERUM_AUDIT_TIME_ZONE="Asia/Yekaterinburg")
+
+    line = assert_one_line_error(result, "--at", "Asia/Yekaterinburg", exit_code=EXIT_USAGE)
+    example = re.search(r"e\.g\. (\S+)", line)
+    assert example is not None, line
+    assert datetime.fromisoformat(example.group(1)).utcoffset() == timedelta(hours=5), line
 
 
 def test_a_student_reports_access_to_their_own_account(cli: Cli, loaded_school: str) -> None:

@@ -58,6 +58,28 @@ def test_a_folder_without_a_store_is_an_error_and_stays_empty(
     assert not typo.exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("public-key",),
+        ("seal",),
+        ("prove", "1"),
+        ("forget", "s-1", "--requested-by", "p-1", "--basis", "b", "--school", "s", "--by", "a"),
+        ("forget-rejected", "1", "--basis", "b", "--by", "a"),
+    ],
+    ids=lambda a: a[0],
+)
+def test_integrity_and_erasure_commands_on_a_folder_without_a_store_make_nothing(
+    sqlite_cli: Cli, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    typo = tmp_path / "sferum-audit-dta"
+
+    result = sqlite_cli("--data-dir", str(typo), *args)
+
+    assert_one_line_error(result, "no event store", str(typo), "does not exist")
+    assert not typo.exists()
+
+
 def test_listings_on_a_write_protected_copy_change_nothing_and_are_current(
     sqlite_cli: Cli,
     sqlite_audit_log: AuditLog,
@@ -79,6 +101,46 @@ def test_listings_on_a_write_protected_copy_change_nothing_and_are_current(
     assert audit.exit_code == incidents.exit_code == events.exit_code == 0, audit.output
     assert len(json.loads(audit.stdout)) == 13
     assert len(json.loads(incidents.stdout)) == 2
+    assert folder_state(folder) == before
+
+
+def test_views_status_on_a_write_protected_copy_reports_the_lag_and_changes_nothing(
+    sqlite_cli: Cli,
+    sqlite_audit_log: AuditLog,
+    sqlite_school: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = sqlite_cli.settings.data_dir
+    head = max_position(sqlite_audit_log)
+    sqlite_audit_log.close()
+    monkeypatch.setattr(store, "may_write", lambda path: False)
+    before = folder_state(folder)
+
+    status = sqlite_cli("views", "status", "-f", "json")
+
+    assert status.exit_code == 0, status.output
+    rows = json.loads(status.stdout)
+    assert rows
+    assert {(r["head"], r["lag"]) for r in rows} == {(head, head)}  # nothing read them yet
+    assert folder_state(folder) == before
+
+
+def test_replay_check_on_a_write_protected_copy_compares_and_changes_nothing(
+    sqlite_cli: Cli,
+    sqlite_audit_log: AuditLog,
+    sqlite_school: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = sqlite_cli.settings.data_dir
+    sqlite_audit_log.close()
+    assert sqlite_cli("audit").exit_code == 0  # the views are built while it may write
+    monkeypatch.setattr(store, "may_write", lambda path: False)
+    before = folder_state(folder)
+
+    result = sqlite_cli("replay", "--check")
+
+    assert result.exit_code == 0, result.output
+    assert "views match a rebuild" in result.stderr
     assert folder_state(folder) == before
 
 

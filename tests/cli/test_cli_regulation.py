@@ -65,3 +65,18 @@ def test_nothing_a_user_reads_points_outside_the_repository(sqlite_cli: Cli, pat
     ]
 
     assert offending == []
+
+
+@pytest.mark.parametrize("pattern", [r"\.\./shared", r"REGULATION\.md", r"/work/shared"])
+def test_no_source_file_points_outside_the_repository(pattern: str) -> None:
+    folders = ("domain", "application", "projections", "consumers", "cli", "integrity", "scripts")
+    sources = [path for folder in folders for path in (ROOT / folder).rglob("*.py")]
+
+    offending = [
+        str(path.relative_to(ROOT))
+        for path in sources
+        if re.search(pattern, path.read_text(encoding="utf-8"))
+    ]
+
+    assert sources
+    assert offending == []

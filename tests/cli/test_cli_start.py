@@ -57,3 +57,19 @@ def test_starting_and_reading_do_not_import_the_ingest_stack(sqlite_cli: Cli) ->
     assert "sqlalchemy" not in started
     assert "sferum_audit.cli.regulation" in read
     assert isinstance(app, typer.Typer)
+
+
+def test_reading_the_audit_trail_on_sqlite_does_not_import_the_postgresql_driver(
+    sqlite_cli: Cli, sqlite_school: str
+) -> None:
+    data_dir = str(sqlite_cli.settings.data_dir)
+    read = modules_after(
+        "import os\n"
+        f"os.environ['SFERUM_AUDIT_DATA_DIR'] = {data_dir!r}\n"
+        "from sferum_audit.cli.main import app\n"
+        "try:\n    app(['audit', '--limit', '1'])\nexcept SystemExit as done:\n"
+        "    assert not done.code, done.code"
+    )
+
+    assert "sferum_audit.projections.audit_trail" in read
+    assert "psycopg" not in read
