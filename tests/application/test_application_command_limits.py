@@ -74,3 +74,32 @@ def test_no_bytes_make_parsing_raise_anything_but_a_refusal(raw: bytes) -> None:
     except CommandRejected as error:
         refusal = error
     assert refusal is None or refusal.code in codes
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"reason": "nul \u0000 inside"},
+        {"command_id": "id\u0000"},
+        {"type": "remove-content\u0000"},
+        {"actor": {"id": "t\u0000", "role": "teacher"}},
+        {"extra\u0000key": 1},
+    ],
+)
+def test_a_nul_character_anywhere_is_refused_and_not_echoed(change: dict[str, object]) -> None:
+    # PostgreSQL's text columns cannot hold U+0000: a recorded NUL stopped every view on
+    # PostgreSQL for good, and a refusal that quoted it could not be shown either.
+    command = next(c for c in sample_school("nul") if c["type"] == "remove-content")
+    raw = json.dumps({**command, **change}).encode()
+    with pytest.raises(CommandRejected) as refused:
+        parse_command(raw)
+    assert refused.value.code == "invalid-command"
+    assert "\u0000" not in refused.value.message
+    with pytest.raises(CommandRejected):
+        parse_command(json.loads(raw))
+
+
+def test_an_escaped_backslash_before_u0000_is_ordinary_text() -> None:
+    command = next(c for c in sample_school("nul") if c["type"] == "remove-content")
+    raw = json.dumps({**command, "reason": "the text \\u0000 is six characters"}).encode()
+    assert parse_command(raw).command_id == command["command_id"]
