@@ -72,12 +72,19 @@ Moment = Annotated[
 ]
 
 
+# The longest reason a refusal keeps: the validator quotes bad values whole, and the
+# reason travels in the rejection record, its log line and the outbound stream.
+MAX_REFUSAL_CHARS: Final = 2000
+
+
 class CommandRejected(DomainError):
     """The input is not a valid command: bad JSON or a schema violation."""
 
     code = "invalid-command"
 
     def __init__(self, message: str, code: str = "invalid-command") -> None:
+        if len(message) > MAX_REFUSAL_CHARS:  # parsers quote the input; keep records small
+            message = message[: MAX_REFUSAL_CHARS - 1] + "…"
         super().__init__(message)
         self.code = code
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sferum_audit.application.commands import (
+    MAX_REFUSAL_CHARS,
     CommandLimits,
     CommandRejected,
     parse_command,
@@ -103,3 +104,17 @@ def test_an_escaped_backslash_before_u0000_is_ordinary_text() -> None:
     command = next(c for c in sample_school("nul") if c["type"] == "remove-content")
     raw = json.dumps({**command, "reason": "the text \\u0000 is six characters"}).encode()
     assert parse_command(raw).command_id == command["command_id"]
+
+
+def test_a_refusal_does_not_echo_a_huge_input_so_its_record_stays_small() -> None:
+    # pydantic quotes a bad ``type`` tag whole: 130,000 Cyrillic letters became a refusal
+    # message that the outbound stream's JSON (\uXXXX) made about 780 KB, and one log line
+    # as long; with a larger MAX_COMMAND_BYTES the record would not fit one NATS message.
+    raw = json.dumps(
+        {"command_id": "big", "type": "Я" * 130_000, "school_id": "s"}, ensure_ascii=False
+    )
+    with pytest.raises(CommandRejected) as refused:
+        parse_command(raw.encode())
+    assert refused.value.code == "invalid-command"
+    assert len(refused.value.message) <= MAX_REFUSAL_CHARS
+    assert refused.value.message.startswith("command: Input tag 'ЯЯЯ")
