@@ -72,12 +72,19 @@ Moment = Annotated[
 ]
 
 
+# The longest reason a refusal keeps: the validator quotes bad values whole, and the
+# reason travels in the rejection record, its log line and the outbound stream.
+MAX_REFUSAL_CHARS: Final = 2000
+
+
 class CommandRejected(DomainError):
     """The input is not a valid command: bad JSON or a schema violation."""
 
     code = "invalid-command"
 
     def __init__(self, message: str, code: str = "invalid-command") -> None:
+        if len(message) > MAX_REFUSAL_CHARS:  # parsers quote the input; keep records small
+            message = message[: MAX_REFUSAL_CHARS - 1] + "…"
         super().__init__(message)
         self.code = code
 
@@ -486,20 +493,27 @@ def parse_command(
 def _parse(raw: str | bytes | dict[str, Any], limits: CommandLimits) -> Command:
     if isinstance(raw, str | bytes):
         check_size(raw, limits)
-        try:
-            # The common case in one step, parsed and validated by pydantic-core.
-            return COMMAND_ADAPTER.validate_json(raw)
-        except ValidationError:
-            pass  # explained below, in the same words as for a decoded object
+        if _NUL_ESCAPE not in (raw.encode("utf-8", "replace") if isinstance(raw, str) else raw):
+            try:
+                # The common case in one step, parsed and validated by pydantic-core.
+                return COMMAND_ADAPTER.validate_json(raw)
+            except ValidationError:
+                pass  # explained below, in the same words as for a decoded object
         data = read_json(raw, limits)
     else:
         data = raw
+        check_shape(data, limits)
     if not isinstance(data, dict):
         raise CommandRejected("a command is a JSON object")
     try:
         return COMMAND_ADAPTER.validate_python(data)
     except ValidationError as error:
         raise CommandRejected(describe_validation_error(error)) from None
+
+
+# JSON can only carry U+0000 as this escape (a raw NUL byte is not JSON); input holding it
+# (or an escaped backslash before "u0000") takes the slow path, which looks at every text.
+_NUL_ESCAPE: Final = b"\\u0000"
 
 
 def check_size(raw: str | bytes, limits: CommandLimits) -> None:
@@ -550,7 +564,7 @@ def _too_long(limits: CommandLimits) -> CommandRejected:
 
 
 def check_shape(data: Any, limits: CommandLimits) -> None:
-    """Depth and integer sizes of a decoded value, without recursion."""
+    """Depth, integer sizes and NUL characters of a decoded value, without recursion."""
     ceiling = 10**limits.max_number_digits
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
@@ -558,8 +572,16 @@ def check_shape(data: Any, limits: CommandLimits) -> None:
         if isinstance(value, dict | list):
             if depth > limits.max_depth:
                 raise _too_deep(limits)
+            if isinstance(value, dict):
+                stack.extend((key, depth) for key in value)
             children = value.values() if isinstance(value, dict) else value
             stack.extend((child, depth + 1) for child in children)
+        elif isinstance(value, str) and "\x00" in value:
+            # PostgreSQL's text columns cannot hold U+0000: recorded, it would stop the
+            # views for good; quoted in a refusal, the refusal could not be shown.
+            raise CommandRejected(
+                "a text holds the character U+0000 (NUL), which no field may contain"
+            )
         elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= ceiling:
             raise _too_long(limits)
 

@@ -487,10 +487,22 @@ class Pipeline:
             log.warning("nats disconnected")
 
     async def run_until(self, stop: asyncio.Event) -> None:
-        await self.start()
+        """Runs until ``stop`` is set, also while still starting: a stop (SIGTERM) while
+        NATS is unreachable ends the first connection's retries instead of waiting on."""
+        starting = asyncio.ensure_future(self.start())
+        stopped = asyncio.ensure_future(stop.wait())
         try:
-            await stop.wait()
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a failed start raises here
+                await stopped
+            else:
+                log.info("stopped while starting", instance=self.options.instance_id)
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
         finally:
+            stopped.cancel()
             await self.stop()
 
 

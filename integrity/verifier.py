@@ -370,6 +370,8 @@ def _add(report: VerifyReport, outcome: RangeOutcome, gapless: bool = False) -> 
         report.findings.append(outcome.finding)
     if gapless and outcome.first_hole is not None:
         position = outcome.first_hole
+        if outcome.finding is not None and outcome.finding.position == position:
+            return  # sealed as an event and deleted since: told already, truly
         report.findings.append(
             Finding(
                 "missing",

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sferum_audit.application.commands import (
+    MAX_REFUSAL_CHARS,
     CommandLimits,
     CommandRejected,
     parse_command,
@@ -74,3 +75,46 @@ def test_no_bytes_make_parsing_raise_anything_but_a_refusal(raw: bytes) -> None:
     except CommandRejected as error:
         refusal = error
     assert refusal is None or refusal.code in codes
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"reason": "nul \u0000 inside"},
+        {"command_id": "id\u0000"},
+        {"type": "remove-content\u0000"},
+        {"actor": {"id": "t\u0000", "role": "teacher"}},
+        {"extra\u0000key": 1},
+    ],
+)
+def test_a_nul_character_anywhere_is_refused_and_not_echoed(change: dict[str, object]) -> None:
+    # PostgreSQL's text columns cannot hold U+0000: a recorded NUL stopped every view on
+    # PostgreSQL for good, and a refusal that quoted it could not be shown either.
+    command = next(c for c in sample_school("nul") if c["type"] == "remove-content")
+    raw = json.dumps({**command, **change}).encode()
+    with pytest.raises(CommandRejected) as refused:
+        parse_command(raw)
+    assert refused.value.code == "invalid-command"
+    assert "\u0000" not in refused.value.message
+    with pytest.raises(CommandRejected):
+        parse_command(json.loads(raw))
+
+
+def test_an_escaped_backslash_before_u0000_is_ordinary_text() -> None:
+    command = next(c for c in sample_school("nul") if c["type"] == "remove-content")
+    raw = json.dumps({**command, "reason": "the text \\u0000 is six characters"}).encode()
+    assert parse_command(raw).command_id == command["command_id"]
+
+
+def test_a_refusal_does_not_echo_a_huge_input_so_its_record_stays_small() -> None:
+    # pydantic quotes a bad ``type`` tag whole: 130,000 Cyrillic letters became a refusal
+    # message that the outbound stream's JSON (\uXXXX) made about 780 KB, and one log line
+    # as long; with a larger MAX_COMMAND_BYTES the record would not fit one NATS message.
+    raw = json.dumps(
+        {"command_id": "big", "type": "Я" * 130_000, "school_id": "s"}, ensure_ascii=False
+    )
+    with pytest.raises(CommandRejected) as refused:
+        parse_command(raw.encode())
+    assert refused.value.code == "invalid-command"
+    assert len(refused.value.message) <= MAX_REFUSAL_CHARS
+    assert refused.value.message.startswith("command: Input tag 'ЯЯЯ")

@@ -131,3 +131,30 @@ async def test_the_pipeline_starting_line_shows_the_url_without_its_password(
     starting = next(e for e in logs if e["event"] == "pipeline starting")
     assert starting["nats"] == url.replace("hunter2", "***")
     assert "hunter2" not in repr(logs)
+
+
+async def test_a_stop_while_nats_is_still_unreachable_ends_the_pipeline(
+    sqlite_settings: Settings, unique: str
+) -> None:
+    """SIGTERM sets ``stop``: a serve waiting for a NATS that never comes must end, not go
+    on retrying the first connection forever (it ignored SIGTERM for 10 minutes)."""
+    import asyncio
+    import socket
+
+    from consumer_helpers import fast_options
+
+    from sferum_audit.consumers.service import Pipeline
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    pipeline = Pipeline(
+        sqlite_settings, fast_options(f"nats://127.0.0.1:{port}", f"u-{unique}"), views=False
+    )
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(pipeline.run_until(stop))
+    await asyncio.sleep(0.5)
+    assert not running.done()
+    stop.set()
+    # A bound so a regression fails instead of hanging the suite; not a speed claim.
+    await asyncio.wait_for(running, timeout=60)

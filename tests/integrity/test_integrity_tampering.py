@@ -79,6 +79,18 @@ def test_tampering_is_caught_at_the_first_bad_position(
     assert report.summary().startswith(f"FAILED: first bad position {position}: ")
 
 
+def test_a_sealed_event_deleted_afterwards_is_told_once_and_not_as_a_sealed_hole(
+    sealed: SealedLog,
+) -> None:
+    """An auditor reads one true story: the event was sealed, then deleted."""
+    position = head(sealed.app) // 2
+    sealed.dba.delete(position)
+    report = verify(sealed)
+    assert [f.kind for f in report.findings] == ["missing"], report.lines()
+    assert "sealed as a hole" not in "\n".join(report.lines())
+    assert "is missing from the store (deleted)" in report.summary()
+
+
 def test_changing_the_first_and_the_last_event_is_caught(sealed: SealedLog) -> None:
     last = head(sealed.app)
     sealed.dba.flip_byte(last)
