@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sferum_audit.application.local_sources import authenticator_for
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import persistence_environment
@@ -12,6 +13,10 @@ def build_audit_log(settings: Settings | None = None) -> AuditLog:
     """The audit log on the configured store (SQLite in the data folder, or PostgreSQL)."""
     settings = settings or Settings()
     env = persistence_environment(settings)
-    app = AuditLog(env=env, subject_keys=SubjectKeys.from_settings(settings))
+    app = AuditLog(
+        env=env,
+        subject_keys=SubjectKeys.from_settings(settings),
+        authenticator=authenticator_for(settings),
+    )
     app.conflict_retries = settings.conflict_retries
     return app

@@ -44,6 +44,33 @@ class Settings(BaseSettings):
         default="INFO", description="Lowest level of log lines written."
     )
 
+    operator_public_keys: str | None = Field(
+        default=None,
+        description="The deployment operator's Ed25519 public keys (base64 of 32 bytes), "
+        "comma-separated; unset: those in operator_public_key_file, else the public half of "
+        "the operator key in the data folder (created on first use).",
+    )
+    operator_public_key_file: Path | None = Field(
+        default=None,
+        description="File with the operator's public keys, one per line (# comments allowed).",
+    )
+    operator_key_file: Path | None = Field(
+        default=None,
+        description="The operator's private key (PEM) that the CLI signs bootstrap commands "
+        "with; unset: <data_dir>/keys/operator-key.pem, created on first use (0600).",
+    )
+    signature_window_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="Largest difference, in seconds, between a command's signed timestamp and "
+        "when it reached the service (the replay window).",
+    )
+
+    @property
+    def keys_dir(self) -> Path:
+        """The folder of the local operator and source keys (0700, files 0600)."""
+        return self.data_dir / "keys"
+
     @property
     def event_store_path(self) -> Path:
         return self.data_dir / "events.sqlite"
