@@ -29,6 +29,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sferum_audit.application.authentication import (
+    OPERATOR_COMMANDS,
     OPERATOR_SOURCE,
     Authenticator,
     Signature,
@@ -38,6 +39,7 @@ from sferum_audit.application.authentication import (
     vouched_command,
 )
 from sferum_audit.application.commands import Command
+from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
 from sferum_audit.domain.source import Source, check_public_key
 from sferum_audit.integrity.keys import load_or_create_signing_key
@@ -89,20 +91,26 @@ class LocalSigner:
 
     operator: Ed25519PrivateKey
     local: Ed25519PrivateKey
+    # When the local key was made: the registration's ``occurred_at``, the same every time,
+    # so that registering again is a duplicate and not a reused command id.
+    made_at: datetime
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalSigner:
-        return cls(
-            operator_key(settings), load_or_create_signing_key(local_source_key_path(settings))
-        )
+        path = local_source_key_path(settings)
+        local = load_or_create_signing_key(path)
+        made_at = datetime.fromtimestamp(int(path.stat().st_mtime), UTC)
+        return cls(operator_key(settings), local, made_at)
 
     @property
     def local_public_key(self) -> str:
         return public_key_text(self.local.public_key())
 
     def signature(self, body: bytes, school_id: str, command_type: str) -> Signature:
+        """The operator signs registering schools and managing sources; the school's local
+        source everything else."""
         now = datetime.now(UTC)
-        if command_type == "register-school":
+        if command_type in OPERATOR_COMMANDS:
             return sign(OPERATOR_SOURCE, self.operator, body, now)
         return sign(local_source_id(school_id), self.local, body, now)
 
@@ -127,18 +135,25 @@ class LocalSigner:
             "type": "register-source",
             "school_id": school_id,
             "actor": OPERATOR_ACTOR,
-            "occurred_at": datetime.now(UTC).isoformat(),
+            "occurred_at": self.made_at.isoformat(),
             "source_id": source_id,
             "kind": "integration",
             "public_key": public_key,
         }
 
-    def vouched_registration(self, school_id: str) -> Command:
-        data = self.registration(school_id)
-        body = json.dumps(data).encode()
-        return vouched_command(
-            body, sign(OPERATOR_SOURCE, self.operator, body, datetime.now(UTC)), datetime.now(UTC)
-        )
+    def with_registrations_first(self, commands: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """For a publisher that cannot look into the store: each school's first command
+        other than the operator's preceded by the local source's registration (a repeat is
+        a duplicate)."""
+        out: list[dict[str, Any]] = []
+        done: set[str] = set()
+        for data in commands:
+            school_id = str(data["school_id"])
+            if data["type"] not in OPERATOR_COMMANDS and school_id not in done:
+                done.add(school_id)
+                out.append(self.registration(school_id))
+            out.append(data)
+        return out
 
     def needs_registration(
         self, school_id: str, find_source: Callable[[str], Source | None]
@@ -146,6 +161,13 @@ class LocalSigner:
         """Whether the local source of the school is not registered yet (a revoked or
         rotated one is left as it is: its refusals say why)."""
         return find_source(local_source_id(school_id)) is None
+
+    def ensure_registered(self, app: AuditLog, school_id: str) -> CommandResult | None:
+        """Registers the local source for a recorded school if it is not yet; the result of
+        that registration, or ``None`` when there was nothing to do."""
+        if not self.needs_registration(school_id, app.source):
+            return None
+        return app.handle(self.vouched(self.registration(school_id)))
 
     def with_registrations(
         self,
@@ -165,5 +187,5 @@ class LocalSigner:
             ):
                 done.add(school_id)
                 if self.needs_registration(school_id, find_source):
-                    yield self.vouched_registration(school_id), True
+                    yield self.vouched(self.registration(school_id)), True
             yield command, False

@@ -8,6 +8,7 @@ Loading is idempotent: a second run records nothing and says so.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,14 +22,20 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sferum_audit.application.commands import parse_command
 from sferum_audit.application.handlers import all_chat_ids
+from sferum_audit.application.local_sources import LocalSigner
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.output import OutputFormat, emit
-from sferum_audit.cli.records import Tally, audit_log, record_in_batches, rejection_line
+from sferum_audit.cli.records import (
+    Tally,
+    audit_log,
+    parse_line,
+    record_in_batches,
+    rejection_line,
+)
 from sferum_audit.cli.views import opened_views
 from sferum_audit.consumers.demo import run_pipeline_demo
 from sferum_audit.domain.access_incident import AccessIncident
@@ -81,10 +88,12 @@ def demo(
     console.print(Text(f"Store: {describe_store(settings)}"))
     app = audit_log(ctx)
     head_before = app.recorder.max_notification_id() or 0
-    tally = load_directly(app, commands) if direct else load_through_nats(settings, school_id, seed)
-    if not direct:  # the log grew by the events plus one receipt per recorded command
+    if direct:
+        tally = load_directly(app, settings, commands)
+    else:  # the log grew by the events plus one receipt per recorded command
+        tally, bootstrap_positions = load_through_nats(settings, school_id, seed)
         head_after = app.recorder.max_notification_id() or 0
-        tally.events = head_after - head_before - tally.counts["recorded"]
+        tally.events = head_after - head_before - tally.counts["recorded"] - bootstrap_positions
     if tally.counts["recorded"] == 0 and tally.counts["duplicate"]:
         console.print(
             f"already loaded: {tally.counts['duplicate']} duplicates, nothing new recorded"
@@ -97,20 +106,26 @@ def demo(
         raise typer.Exit(1)
 
 
-def load_directly(app: AuditLog, commands: list[dict[str, Any]]) -> Tally:
-    """Records the sample through the application in this process."""
+def load_directly(app: AuditLog, settings: Settings, commands: list[dict[str, Any]]) -> Tally:
+    """Records the sample through the application in this process, signed as ``record``
+    signs plain lines."""
     tally = Tally()
-    numbered = ((n, parse_command(c)) for n, c in enumerate(commands, start=1))
-    for number, result in record_in_batches(app, numbered):
+    signer = LocalSigner.from_settings(settings)
+    numbered = (
+        (n, parse_line(json.dumps(c, ensure_ascii=False).encode(), signer))
+        for n, c in enumerate(commands, start=1)
+    )
+    for number, result in record_in_batches(app, numbered, None, signer):
         tally.add(result)
         if not result.accepted:
             typer.echo(f"sample command {rejection_line(number, result)}", err=True)
     return tally
 
 
-def load_through_nats(settings: Settings, school_id: str, seed: int) -> Tally:
+def load_through_nats(settings: Settings, school_id: str, seed: int) -> tuple[Tally, int]:
     """Publishes the sample to an embedded nats-server, consumes and records it, and stops
-    everything again."""
+    everything again; the sample's tally, and the log positions the local source's
+    registration took (its event and its receipt)."""
     if settings.log_level == "INFO":  # the pipeline's per-batch lines would bury the summary
         configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     report = asyncio.run(run_pipeline_demo(settings, school_id=school_id, seed=seed))
@@ -123,13 +138,20 @@ def load_through_nats(settings: Settings, school_id: str, seed: int) -> Tally:
         f"published {report.published} commands to embedded NATS at {report.nats_url}; "
         f"relayed {report.events_published} events outbound; log position {report.log_position}"
     )
-    tally = Tally()
+    if report.sources_registered:
+        typer.echo(
+            f"registered the local CLI source for {report.sources_registered} school(s), "
+            "signed by the operator key in the data folder"
+        )
+    tally = Tally()  # the sample's commands only, without the source registrations
     tally.counts.update(
-        recorded=report.recorded,
-        duplicate=report.duplicate + report.duplicates_at_publish,
+        recorded=report.recorded - report.sources_registered,
+        duplicate=report.duplicate
+        + report.duplicates_at_publish
+        - (report.bootstrap_published - report.sources_registered),
         rejected=report.rejected + report.dead_lettered,
     )
-    return tally
+    return tally, 2 * report.sources_registered
 
 
 def show_views(ctx: typer.Context, school_id: str) -> None:

@@ -15,7 +15,7 @@ import typer
 
 from sferum_audit.application.logging_setup import LogFormat, configure_logging
 from sferum_audit.application.settings import Settings
-from sferum_audit.cli import demo, events, integrity_commands, pipeline, records, views
+from sferum_audit.cli import demo, events, integrity_commands, pipeline, records, sources, views
 from sferum_audit.cli.errors import GuardedGroup
 
 app = typer.Typer(
@@ -81,6 +81,7 @@ demo.register(app)
 views.register(app)
 pipeline.register(app)
 integrity_commands.register(app)
+sources.register_commands(app)
 
 
 def run() -> None:

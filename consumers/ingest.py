@@ -3,7 +3,9 @@
 For each batch, in the order JetStream delivered it:
 
 1. every message is parsed with the command schema; bytes that are not a command (bad
-   JSON, schema errors, a subject that names another school or type) are refused;
+   JSON, schema errors, a subject that names another school or type) are refused; the
+   command keeps its bytes and signature headers (``Sferum-Source``, ``-Timestamp``,
+   ``-Signature``), which the application checks before deciding it;
 2. the valid commands are recorded together by ``AuditLog.handle_batch`` (one
    transaction), each accepted or refused on its own; a refused command does not take
    its batch down;
@@ -44,7 +46,8 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import NotJSMessageError
 
-from sferum_audit.application.commands import Command, CommandRejected, parse_command
+from sferum_audit.application.authentication import signature_from_headers, vouched_command
+from sferum_audit.application.commands import Command, CommandRejected
 from sferum_audit.application.rejections import (
     RejectedCommand,
     new_rejection,
@@ -230,7 +233,11 @@ class IngestProcessor:
             msg, index, stream, sequence, deliveries, stored_at, key, school_id, command_type
         )
         try:
-            command = parse_command(msg.data)
+            # The signature is checked when the command is decided (application layer); a
+            # refusal there flows into the kept rejections like any other.
+            command = vouched_command(
+                msg.data, signature_from_headers(msg.headers), stored_at or datetime.now(UTC)
+            )
         except CommandRejected as error:
             delivery.rejection = error
             return delivery
