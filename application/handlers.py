@@ -568,7 +568,10 @@ def source_of(uow: UnitOfWork, cmd: c.RotateSource | c.RevokeSource) -> Source:
 
 @handles("register-source")
 def register_source(uow: UnitOfWork, cmd: c.RegisterSource, ctx: CommandContext) -> None:
-    school = school_of(uow, cmd)
+    """A school not registered yet may have its first source provisioned ahead (by the
+    school administration; only the operator's key can vouch for that, since no source of
+    the school exists)."""
+    school = uow.find(School, School.create_id(cmd.school_id))
     uow.check_absent(Source, Source.create_id(cmd.source_id), "source", cmd.source_id)
     uow.add(
         Source.register(
@@ -578,7 +581,8 @@ def register_source(uow: UnitOfWork, cmd: c.RegisterSource, ctx: CommandContext)
             kind=cmd.kind,
             person_id=cmd.person_id,
             public_key=cmd.public_key,
-            registrar_is_administrator=school.is_administrator(cmd.actor.id),
+            registrar_is_administrator=school is not None
+            and school.is_administrator(cmd.actor.id),
         )
     )
 
