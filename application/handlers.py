@@ -581,8 +581,7 @@ def register_source(uow: UnitOfWork, cmd: c.RegisterSource, ctx: CommandContext)
             kind=cmd.kind,
             person_id=cmd.person_id,
             public_key=cmd.public_key,
-            registrar_is_administrator=school is not None
-            and school.is_administrator(cmd.actor.id),
+            registrar_is_administrator=school is not None and school.is_administrator(cmd.actor.id),
         )
     )
 
