@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import nats.errors
 from faststream import AckPolicy, Context
@@ -30,6 +30,11 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 from pydantic import BaseModel, Field, PlainValidator
 
+from sferum_audit.application.authentication import (
+    SIGNATURE_HEADER,
+    SOURCE_HEADER,
+    TIMESTAMP_HEADER,
+)
 from sferum_audit.application.commands import Command
 from sferum_audit.consumers.ingest import IngestProcessor
 from sferum_audit.consumers.settings import PipelineSettings
@@ -82,7 +87,10 @@ async def raw_batch_decoder(message: StreamMessage[list[Msg]]) -> list[bytes]:
 IngestHandler = Callable[..., Awaitable[None]]
 
 INGEST_DESCRIPTION = (
-    "One command per message (the JSON of `sferum-audit record`). Headers: Nats-Msg-Id = "
+    "One command per message (the JSON of `sferum-audit record`). Headers: Sferum-Source, "
+    "Sferum-Timestamp and Sferum-Signature (required: a registered source's Ed25519 "
+    "signature over timestamp + '.' + the exact payload bytes, base64; unsigned, unknown, "
+    "revoked, expired or mismatched signatures are refused with their code); Nats-Msg-Id = "
     "command_id (JetStream drops a repeat within the duplicate window; the store's "
     "command-id check covers later repeats), optional reply_to (the answer is published "
     "there) and correlation_id. The stream stores it as "
@@ -311,9 +319,40 @@ def asyncapi(settings: PipelineSettings | None = None) -> AsyncAPI:
     )
 
 
+COMMAND_HEADERS: Final[dict[str, Any]] = {
+    "type": "object",
+    "required": [SOURCE_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, "Nats-Msg-Id"],
+    "properties": {
+        SOURCE_HEADER: {
+            "type": "string",
+            "description": "Id of the registered source that signs (`operator` for the "
+            "deployment operator's key: register-school and source management only).",
+        },
+        TIMESTAMP_HEADER: {
+            "type": "string",
+            "pattern": "^[0-9]{1,12}$",
+            "description": "When it was signed, whole seconds since the UNIX epoch; refused "
+            "when more than SFERUM_AUDIT_SIGNATURE_WINDOW_SECONDS (300) from the time "
+            "JetStream stored the message.",
+        },
+        SIGNATURE_HEADER: {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "Ed25519 signature over the bytes of Sferum-Timestamp, '.', and "
+            "the exact payload, with the source's current key.",
+        },
+        "Nats-Msg-Id": {"type": "string", "description": "The command_id."},
+        "reply_to": {"type": "string", "description": "Where to publish the answer."},
+        "correlation_id": {"type": "string"},
+    },
+}
+
+
 def asyncapi_json(settings: PipelineSettings | None = None) -> str:
-    """The AsyncAPI document as committed in docs/asyncapi.json (defaults, prefix sferum)."""
+    """The AsyncAPI document as committed in docs/asyncapi.json (defaults, prefix sferum),
+    with the command message's headers declared (FastStream does not generate them)."""
     schema = json.loads(asyncapi(settings).to_specification().to_json())
+    schema["components"]["messages"]["commands:SubscribeMessage"]["headers"] = COMMAND_HEADERS
     return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
