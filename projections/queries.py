@@ -21,7 +21,7 @@ from sferum_audit.projections.view import iso
 AUDIT_COLUMNS: Final = (
     "position", "occurred_at", "recorded_at", "school_id", "class_id", "chat_id", "action",
     "moderator_id", "moderator_role", "authority", "ground", "target_id", "message_id",
-    "reason", "command_id",
+    "reason", "command_id", "source_id",
 )  # fmt: skip
 
 
