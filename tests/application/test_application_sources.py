@@ -312,3 +312,27 @@ def test_partial_or_malformed_signature_values_are_refused(
     }
 
     assert codes == {"signature-invalid"}
+
+
+def test_contexts_without_a_source_keep_the_stored_form_from_before_sources() -> None:
+    """Events stored before sources existed read back with no source, and trusted
+    in-process commands store exactly the bytes they stored before."""
+    from sferum_audit.application.store import CommandContextAsDict
+    from sferum_audit.domain.context import CommandContext
+
+    old_stored = {
+        "actor_id": "adm",
+        "actor_role": "administrator",
+        "occurred_at": datetime(2024, 12, 2, tzinfo=UTC),
+        "command_id": "c-1",
+        "correlation_id": "c-1",
+        "causation_id": None,
+    }
+    transcoding = CommandContextAsDict()
+
+    decoded = transcoding.decode(dict(old_stored))
+
+    assert decoded.source_id is None
+    assert transcoding.encode(decoded) == old_stored
+    signed = CommandContext(**old_stored, source_id="elzhur/s")
+    assert transcoding.encode(signed) == old_stored | {"source_id": "elzhur/s"}
