@@ -181,11 +181,19 @@ class Authenticator:
 
     def __init__(
         self,
-        operator_keys: tuple[str, ...] = (),
+        operator_keys: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
     ) -> None:
-        self.operator_keys = operator_keys
+        """``operator_keys`` may be given as a function, called the first time an operator
+        signature is checked (so that reading the log never creates a key file)."""
+        self._operator_keys = operator_keys
         self.window_seconds = window_seconds
+
+    @property
+    def operator_keys(self) -> tuple[str, ...]:
+        if callable(self._operator_keys):
+            self._operator_keys = self._operator_keys()
+        return self._operator_keys
 
     def authenticate(
         self,

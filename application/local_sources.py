@@ -77,7 +77,10 @@ def operator_public_keys(settings: Settings) -> tuple[str, ...]:
 
 
 def authenticator_for(settings: Settings) -> Authenticator:
-    return Authenticator(operator_public_keys(settings), settings.signature_window_seconds)
+    """The service's authenticator; the operator keys are read (or the local one made) the
+    first time an operator signature is checked, so commands that only read the log never
+    touch the keys folder (an auditor's read-only copy stays read-only)."""
+    return Authenticator(lambda: operator_public_keys(settings), settings.signature_window_seconds)
 
 
 def local_source_id(school_id: str) -> str:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sferum_audit.domain.errors import InvalidValue
+from sferum_audit.domain.source import check_public_key
 
 
 class Settings(BaseSettings):
@@ -65,6 +68,18 @@ class Settings(BaseSettings):
         description="Largest difference, in seconds, between a command's signed timestamp and "
         "when it reached the service (the replay window).",
     )
+
+    @field_validator("operator_public_keys")
+    @classmethod
+    def _each_a_public_key(cls, value: str | None) -> str | None:
+        """A misconfigured operator key stops the service at start, not at a command."""
+        for key in (value or "").split(","):
+            if key.strip():
+                try:
+                    check_public_key(key.strip())
+                except InvalidValue as error:
+                    raise ValueError(f"{key.strip()[:60]!r}: {error}") from None
+        return value
 
     @property
     def keys_dir(self) -> Path:
