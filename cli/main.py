@@ -16,6 +16,7 @@ import typer
 from sferum_audit.application.logging_setup import LogFormat, configure_logging
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli import demo, events, integrity_commands, pipeline, records, sources, views
+from sferum_audit.cli import web as web_cli
 from sferum_audit.cli.errors import GuardedGroup
 
 app = typer.Typer(
@@ -81,6 +82,7 @@ demo.register(app)
 views.register(app)
 pipeline.register(app)
 integrity_commands.register(app)
+web_cli.register(app)
 sources.register_commands(app)
 
 

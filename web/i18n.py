@@ -1,0 +1,201 @@
+"""The console's words: Russian first (the order's own wording where it has one), English."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+LANGUAGES: Final = ("ru", "en")
+
+_RU: Final[dict[str, str]] = {
+    "title": "Журнал модерации и аудита школьных чатов",
+    "sign_in": "Вход",
+    "sign_out": "Выход",
+    "login": "Имя пользователя",
+    "password": "Пароль",
+    "incidents": "Реестр сообщений о несанкционированном доступе (4.2.2)",
+    "incidents_short": "Инциденты",
+    "open": "Открытые",
+    "overdue": "Просроченные",
+    "all": "Все",
+    "audit": "Журнал действий модераторов",
+    "audit_short": "Журнал",
+    "moderate": "Меры модерации",
+    "invitations": "Неиспользованные пригласительные ссылки (2.3)",
+    "invitations_short": "Ссылки",
+    "statistics": "Статистика для администрации школы",
+    "statistics_short": "Статистика",
+    "incident": "Сообщение о несанкционированном доступе",
+    "timeline": "Ход рассмотрения",
+    "provenance": "Происхождение учётной записи",
+    "links": "Привязки к ЭлЖур",
+    "redeemed": "Использованные приглашения",
+    "acknowledge": "Принять к рассмотрению",
+    "notify": "Отметить уведомление",
+    "contain": "Принять меру",
+    "resolve": "Завершить рассмотрение",
+    "dismiss": "Отклонить",
+    "findings": "Выводы",
+    "note": "Примечание",
+    "party": "Кого уведомили",
+    "told_at": "Когда",
+    "step": "Мера",
+    "chat": "Чат",
+    "authority": "Полномочие",
+    "ground": "Основание",
+    "action": "Действие",
+    "member": "Участник",
+    "message": "Сообщение",
+    "reason": "Причина",
+    "submit": "Записать",
+    "filter": "Отобрать",
+    "export_csv": "Выгрузить CSV",
+    "export_json": "Выгрузить JSON",
+    "annul": "Аннулировать",
+    "recorded": "Записано",
+    "refused": "Отказано",
+    "forbidden": "Доступ запрещён",
+    "not_found": "Не найдено",
+    "no_access": "У вашей роли нет доступа к консоли.",
+    "bad_csrf": "Форма устарела или подделана (нет CSRF-токена). Обновите страницу.",
+    "signed_in_as": "Вы вошли как",
+    "state": "Состояние",
+    "reported_at": "Сообщено",
+    "affected": "Чья учётная запись",
+    "nothing": "Записей нет.",
+    "moderator": "Модератор",
+    "target": "Кого касается",
+    "since": "С",
+    "until": "По",
+    "occurred_at": "Когда",
+    "remove-content": "Удалить сообщение (2.4, 2.5)",
+    "block-content": "Заблокировать сообщение",
+    "block-member": "Заблокировать участника",
+    "warn-about-liability": "Предупредить об ответственности (2.5)",
+    "school-administrator": "администратор школы",
+    "platform-operator": "оператор платформы",
+    "sessions-revoked": "сеансы завершены",
+    "account-link-removed": "привязка к ЭлЖур удалена",
+    "invitations-annulled": "приглашения аннулированы",
+    "password-reset": "пароль сброшен",
+    "reported": "сообщено",
+    "acknowledged": "принято к рассмотрению",
+    "contained": "приняты меры",
+    "resolved": "рассмотрено",
+    "dismissed": "отклонено",
+    "issued_at": "Выдана",
+    "issuer": "Кто выдал",
+    "age_days": "Дней",
+    "count": "Количество",
+    "metric": "Показатель",
+    "language": "English",
+}
+
+_EN: Final[dict[str, str]] = {
+    "title": "Moderation and audit log of school chats",
+    "sign_in": "Sign in",
+    "sign_out": "Sign out",
+    "login": "Login",
+    "password": "Password",
+    "incidents": "Register of unauthorised access reports (4.2.2)",
+    "incidents_short": "Incidents",
+    "open": "Open",
+    "overdue": "Overdue",
+    "all": "All",
+    "audit": "Moderators' audit trail",
+    "audit_short": "Audit trail",
+    "moderate": "Moderation",
+    "invitations": "Unused invitation links (2.3)",
+    "invitations_short": "Links",
+    "statistics": "Statistics for the school administration",
+    "statistics_short": "Statistics",
+    "incident": "Report of unauthorised access",
+    "timeline": "Timeline",
+    "provenance": "Account provenance",
+    "links": "ElZhur links",
+    "redeemed": "Invitations redeemed",
+    "acknowledge": "Acknowledge",
+    "notify": "Record a party told",
+    "contain": "Take a containment step",
+    "resolve": "Resolve",
+    "dismiss": "Dismiss",
+    "findings": "Findings",
+    "note": "Note",
+    "party": "Party told",
+    "told_at": "When",
+    "step": "Step",
+    "chat": "Chat",
+    "authority": "Authority",
+    "ground": "Ground",
+    "action": "Action",
+    "member": "Member",
+    "message": "Message",
+    "reason": "Reason",
+    "submit": "Record",
+    "filter": "Filter",
+    "export_csv": "Export CSV",
+    "export_json": "Export JSON",
+    "annul": "Annul",
+    "recorded": "Recorded",
+    "refused": "Refused",
+    "forbidden": "Forbidden",
+    "not_found": "Not found",
+    "no_access": "Your role has no access to the console.",
+    "bad_csrf": "The form is stale or forged (no CSRF token). Reload the page.",
+    "signed_in_as": "Signed in as",
+    "state": "State",
+    "reported_at": "Reported",
+    "affected": "Affected account",
+    "nothing": "No entries.",
+    "moderator": "Moderator",
+    "target": "Concerns",
+    "since": "Since",
+    "until": "Until",
+    "occurred_at": "When",
+    "remove-content": "Remove a message (2.4, 2.5)",
+    "block-content": "Block a message",
+    "block-member": "Block a member",
+    "warn-about-liability": "Warn about liability (2.5)",
+    "school-administrator": "school administrator",
+    "platform-operator": "platform operator",
+    "sessions-revoked": "sessions revoked",
+    "account-link-removed": "ElZhur link removed",
+    "invitations-annulled": "invitations annulled",
+    "password-reset": "password reset",
+    "reported": "reported",
+    "acknowledged": "acknowledged",
+    "contained": "contained",
+    "resolved": "resolved",
+    "dismissed": "dismissed",
+    "issued_at": "Issued",
+    "issuer": "Issued by",
+    "age_days": "Days",
+    "count": "Count",
+    "metric": "Metric",
+    "language": "Русский",
+}
+
+WORDS: Final = {"ru": _RU, "en": _EN}
+
+
+class Translator:
+    """``t(key)`` in one language; a missing key shows the key (never an error page)."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in WORDS else "ru"
+        self.words = WORDS[self.language]
+
+    def __call__(self, key: str) -> str:
+        return self.words.get(key, key)
+
+
+def local_time(value: str | None, zone: ZoneInfo) -> str:
+    """An ISO time from the views, shown in the school's time zone."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment.astimezone(zone).strftime("%d.%m.%Y %H:%M")
