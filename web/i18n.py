@@ -90,6 +90,10 @@ _RU: Final[dict[str, str]] = {
     "count": "Количество",
     "metric": "Показатель",
     "language": "English",
+    "noticed": "обнаружено",
+    "told": "уведомлён(а)",
+    "linked": "привязана",
+    "unlinked": "отвязана",
 }
 
 _EN: Final[dict[str, str]] = {
@@ -174,6 +178,10 @@ _EN: Final[dict[str, str]] = {
     "count": "Count",
     "metric": "Metric",
     "language": "Русский",
+    "noticed": "noticed",
+    "told": "told",
+    "linked": "linked",
+    "unlinked": "unlinked",
 }
 
 WORDS: Final = {"ru": _RU, "en": _EN}
