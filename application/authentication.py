@@ -257,7 +257,7 @@ class Authenticator:
     ) -> str:
         source = find_source(signature.source_id)
         if source is None:
-            raise UnknownSource(f"no source {signature.source_id!r} is registered")
+            raise UnknownSource(f"no source {signature.source_id[:200]!r} is registered")
         source.check_active()
         if not _verifies(source.public_key, signature, body):
             raise SignatureInvalid(

@@ -144,15 +144,18 @@ class LocalSigner:
             "public_key": public_key,
         }
 
-    def with_registrations_first(self, commands: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """For a publisher that cannot look into the store: each school's first command
+    def with_registrations_first(
+        self, commands: Iterable[dict[str, Any]], schools: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """For a publisher: the first command of each school in ``schools`` (default: all)
         other than the operator's preceded by the local source's registration (a repeat is
-        a duplicate)."""
+        a duplicate while the key file stays as it is)."""
         out: list[dict[str, Any]] = []
         done: set[str] = set()
         for data in commands:
             school_id = str(data["school_id"])
-            if data["type"] not in OPERATOR_COMMANDS and school_id not in done:
+            wanted = schools is None or school_id in schools
+            if wanted and data["type"] not in OPERATOR_COMMANDS and school_id not in done:
                 done.add(school_id)
                 out.append(self.registration(school_id))
             out.append(data)

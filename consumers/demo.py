@@ -74,13 +74,14 @@ async def run_pipeline_demo(
     for sid in ids:
         commands += sample_school(sid, seed=seed, start=start)
     sample_size = len(commands)
-    commands = signer.with_registrations_first(commands)
     store = options.embedded_nats_dir or str(settings.data_dir / "nats")
     began = time.monotonic()
     async with EmbeddedNats(Path(store), port=options.embedded_nats_port) as server:
         pipeline = Pipeline(settings, options, nats_url=server.url, views=False)
         await pipeline.start()
         unregistered = await _unregistered(pipeline, ids)
+        # the local source's registration goes first for the schools that have none yet
+        commands = signer.with_registrations_first(commands, set(unregistered))
         try:
             nc = await nats.connect(server.url)
             try:
