@@ -11,7 +11,7 @@ import typer
 from sferum_audit.cli.views import opened_views, settings_of
 from sferum_audit.domain.errors import DomainError
 from sferum_audit.web.access import standing_of
-from sferum_audit.web.accounts import Accounts
+from sferum_audit.web.accounts import Accounts, ApiTokens
 from sferum_audit.web.settings import WebSettings
 
 accounts_app = typer.Typer(help="Accounts of the web console (an administrator's tool).")
@@ -100,6 +100,67 @@ def list_accounts(
         accounts.close()
 
 
+tokens_app = typer.Typer(help="API tokens for integrations (an administrator's tool).")
+
+
+@tokens_app.command("issue")
+def issue_token(
+    ctx: typer.Context,
+    school: Annotated[str, typer.Option(help="The school the token reads.")],
+    role: Annotated[str, typer.Option(help="administrator or security-officer.")],
+    by: Annotated[str, typer.Option(help="The administrator issuing it.")],
+    label: Annotated[str, typer.Option(help="Who uses it, e.g. the district's SIEM.")],
+) -> None:
+    """Issues an API token and prints its secret once (only a hash of it is kept)."""
+    with opened_views(ctx) as db:
+        if not standing_of(db, school, by).is_administrator:
+            raise _fail(f"{by} is not an administrator of {school} (2.3)")
+    accounts = Accounts(settings_of(ctx))
+    try:
+        token, secret = ApiTokens(accounts).issue(
+            school_id=school, role=role, label=label, issued_by=by
+        )
+    except DomainError as error:
+        raise _fail(f"{error.code}: {error.message}") from None
+    finally:
+        accounts.close()
+    typer.echo(f"token {token.token_id} ({role} at {school}):", err=True)
+    typer.echo(secret)
+
+
+@tokens_app.command("revoke")
+def revoke_token(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(help="The token's id (not its secret).")],
+    by: Annotated[str, typer.Option(help="Who revokes it.")],
+    reason: Annotated[str, typer.Option(help="Why.")],
+) -> None:
+    """Revokes an API token: it reads nothing more."""
+    accounts = Accounts(settings_of(ctx))
+    try:
+        ApiTokens(accounts).revoke(token_id, by=by, reason=reason)
+    except DomainError as error:
+        raise _fail(f"{error.code}: {error.message}") from None
+    finally:
+        accounts.close()
+    typer.echo(f"revoked API token {token_id}")
+
+
+@tokens_app.command("list")
+def list_tokens(
+    ctx: typer.Context,
+    school: Annotated[str | None, typer.Option(help="Only this school's tokens.")] = None,
+) -> None:
+    """API tokens: id, school, role, label, revoked."""
+    accounts = Accounts(settings_of(ctx))
+    try:
+        for t in ApiTokens(accounts).listing(school):
+            state = "revoked" if t.revoked else "active"
+            typer.echo(f"{t.token_id}\t{t.school_id}\t{t.role}\t{t.label}\t{state}")
+    finally:
+        accounts.close()
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(message, err=True)
     return typer.Exit(2)
@@ -108,3 +169,4 @@ def _fail(message: str) -> typer.Exit:
 def register(app: typer.Typer) -> None:
     app.command("web")(web_command)
     app.add_typer(accounts_app, name="web-account")
+    app.add_typer(tokens_app, name="web-token")

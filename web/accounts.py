@@ -35,6 +35,7 @@ from eventsourcing.application import Application
 
 from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import persistence_environment
+from sferum_audit.domain.api_token import ApiToken
 from sferum_audit.domain.console_account import ConsoleAccount, check_login
 from sferum_audit.domain.errors import DomainError
 from sferum_audit.web.settings import WebSettings
@@ -60,6 +61,16 @@ SESSIONS = sa.Table(
     sa.Column("login", sa.Text(), nullable=False, index=True),
     sa.Column("csrf", sa.Text(), nullable=False),
     sa.Column("expires_at", sa.Text(), nullable=False),
+)
+TOKENS = sa.Table(
+    "web_api_tokens",
+    _METADATA,
+    sa.Column("token_id", sa.Text(), primary_key=True),
+    sa.Column("secret_hash", sa.Text(), nullable=False, unique=True),
+    sa.Column("school_id", sa.Text(), nullable=False),
+    sa.Column("role", sa.Text(), nullable=False),
+    sa.Column("label", sa.Text(), nullable=False),
+    sa.Column("revoked", sa.Integer(), nullable=False, default=0),
 )
 FAILURES = sa.Table(
     "web_sign_in_failures",
@@ -105,6 +116,15 @@ class Account:
     school_id: str
     person_id: str
     disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    token_id: str
+    school_id: str
+    role: str
+    label: str
+    revoked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +247,14 @@ class Accounts:
 
     def history(self, login: str) -> list[dict[str, Any]]:
         """The account's events, for an auditor: type and fields, no secrets (there are none)."""
+        return self._events(ConsoleAccount.create_id(login))
+
+    def token_history(self, token_id: str) -> list[dict[str, Any]]:
+        return self._events(ApiToken.create_id(token_id))
+
+    def _events(self, aggregate_id: UUID) -> list[dict[str, Any]]:
         out = []
-        for stored in self.log.repository.event_store.get(ConsoleAccount.create_id(login)):
+        for stored in self.log.repository.event_store.get(aggregate_id):
             fields = {
                 k: v
                 for k, v in stored.__dict__.items()
@@ -326,6 +352,76 @@ class Accounts:
         aggregate = self._aggregate(session.account.login)
         aggregate.signed_out(at=now or datetime.now(UTC))
         self.log.save(aggregate)
+
+
+class UnknownToken(DomainError):
+    code = "token-unknown"
+
+
+class ApiTokens:
+    """API tokens of schools: issued and revoked by an administrator, each an event."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+
+    def issue(
+        self, *, school_id: str, role: str, label: str, issued_by: str, now: datetime | None = None
+    ) -> tuple[Token, str]:
+        """The new token and its secret (shown once; only its hash is kept)."""
+        token_id = secrets.token_hex(6)
+        secret = f"sfa_{token_id}_{secrets.token_urlsafe(32)}"
+        aggregate = ApiToken(
+            token_id=token_id,
+            school_id=school_id,
+            role=role,
+            label=label,
+            issued_by=issued_by,
+            at=now or datetime.now(UTC),
+        )
+        with self.accounts._tx() as conn:
+            conn.execute(
+                TOKENS.insert().values(
+                    token_id=token_id,
+                    secret_hash=_token_hash(secret),
+                    school_id=school_id,
+                    role=role,
+                    label=label,
+                    revoked=0,
+                )
+            )
+        self.accounts.log.save(aggregate)
+        return Token(token_id, school_id, role, label, revoked=False), secret
+
+    def revoke(self, token_id: str, *, by: str, reason: str, now: datetime | None = None) -> None:
+        with self.accounts._tx() as conn:
+            found = conn.execute(sa.select(TOKENS).where(TOKENS.c.token_id == token_id)).first()
+        if found is None:
+            raise UnknownToken(f"no API token {token_id}")
+        aggregate: ApiToken = self.accounts.log.repository.get(ApiToken.create_id(token_id))
+        aggregate.revoke(by=by, reason=reason, at=now or datetime.now(UTC))
+        with self.accounts._tx() as conn:
+            conn.execute(TOKENS.update().where(TOKENS.c.token_id == token_id).values(revoked=1))
+        self.accounts.log.save(aggregate)
+
+    def find(self, secret: str | None) -> Token | None:
+        """The live token of a bearer secret, or ``None``."""
+        if not secret:
+            return None
+        with self.accounts._tx() as conn:
+            row = conn.execute(
+                sa.select(TOKENS).where(TOKENS.c.secret_hash == _token_hash(secret))
+            ).first()
+        if row is None or row.revoked:
+            return None
+        return Token(row.token_id, row.school_id, row.role, row.label, revoked=False)
+
+    def listing(self, school_id: str | None = None) -> list[Token]:
+        statement = sa.select(TOKENS).order_by(TOKENS.c.school_id, TOKENS.c.token_id)
+        if school_id is not None:
+            statement = statement.where(TOKENS.c.school_id == school_id)
+        with self.accounts._tx() as conn:
+            rows = conn.execute(statement).all()
+        return [Token(r.token_id, r.school_id, r.role, r.label, bool(r.revoked)) for r in rows]
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

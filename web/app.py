@@ -42,6 +42,7 @@ from sferum_audit.projections.database import ViewsDatabase
 from sferum_audit.projections.runner import ViewRunner
 from sferum_audit.projections.settings import ViewsSettings
 from sferum_audit.projections.statistics import statistics
+from sferum_audit.web import api
 from sferum_audit.web.access import Standing, standing_of
 from sferum_audit.web.accounts import Accounts, Session, SignInRefused, csrf_matches
 from sferum_audit.web.console_source import ConsoleSigner
@@ -554,6 +555,10 @@ async def security_headers(
     return response
 
 
+async def openapi(request: Request) -> Response:
+    return Response(api.openapi_text(), media_type="application/json")
+
+
 def create_app(settings: Settings | None = None, web: WebSettings | None = None) -> Starlette:
     """The console as an ASGI application (``sferum-audit web`` serves it with uvicorn)."""
     console = Console(settings or Settings(), web or WebSettings())
@@ -574,6 +579,9 @@ def create_app(settings: Settings | None = None, web: WebSettings | None = None)
         Route("/invitations", invitations_page),
         Route("/invitations/{invitation_id}/annul", annul_invitation, methods=["POST"]),
         Route("/statistics", statistics_page),
+        Route("/api/v1/audit", api.audit),
+        Route("/api/v1/incidents", api.incidents),
+        Route("/api/openapi.json", openapi),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 
