@@ -70,7 +70,7 @@ class ConsoleAccount(Aggregate):
         self.disabled = True
 
     @event("SignedIn")
-    def signed_in(self, *, at: datetime, client: str) -> None:
+    def signed_in(self, *, at: datetime, client: str, method: str = "password") -> None:
         self.signed_in_at = at
 
     @event("SignInFailed")

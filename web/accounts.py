@@ -298,6 +298,27 @@ class Accounts:
         if row.disabled:
             self._failed(login, True, client, now, "account-disabled")
             raise refused
+        return self._open_session(row, client, now, "password")
+
+    def sign_in_external(
+        self, login: str, *, client: str, method: str, now: datetime | None = None
+    ) -> tuple[str, Session]:
+        """A session for a login an identity provider vouched for (no password)."""
+        now = now or datetime.now(UTC)
+        with self._tx() as conn:
+            row = conn.execute(sa.select(ACCOUNTS).where(ACCOUNTS.c.login == login)).first()
+        if row is None:
+            log.warning("console sign-in failed", login=login[:100], reason="no-account")
+            raise SignInRefused("у этого пользователя нет учётной записи консоли")
+        if row.disabled:
+            self._failed(login, True, client, now, "account-disabled")
+            raise SignInRefused("учётная запись консоли отключена")
+        return self._open_session(row, client, now, method)
+
+    def _open_session(
+        self, row: Any, client: str, now: datetime, method: str
+    ) -> tuple[str, Session]:
+        login = row.login
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         expires = now + timedelta(hours=self.web.session_hours)
@@ -309,9 +330,9 @@ class Accounts:
             )
             conn.execute(FAILURES.delete().where(FAILURES.c.login == login))
         aggregate = self._aggregate(login)
-        aggregate.signed_in(at=now, client=client)
+        aggregate.signed_in(at=now, client=client, method=method)
         self.log.save(aggregate)
-        log.info("console sign-in", login=login)
+        log.info("console sign-in", login=login, method=method)
         account = Account(row.login, row.school_id, row.person_id, disabled=False)
         return token, Session(account, csrf, _token_hash(token))
 

@@ -42,7 +42,7 @@ from sferum_audit.projections.database import ViewsDatabase
 from sferum_audit.projections.runner import ViewRunner
 from sferum_audit.projections.settings import ViewsSettings
 from sferum_audit.projections.statistics import statistics
-from sferum_audit.web import api
+from sferum_audit.web import api, oidc
 from sferum_audit.web.access import Standing, standing_of
 from sferum_audit.web.accounts import Accounts, Session, SignInRefused, csrf_matches
 from sferum_audit.web.console_source import ConsoleSigner
@@ -213,7 +213,9 @@ def _cookie_options(console: Console) -> dict[str, Any]:
 async def sign_in_page(request: Request) -> Response:
     console = console_of(request)
     token = request.cookies.get(PRE_CSRF_COOKIE) or uuid4().hex + uuid4().hex
-    response = render(request, "sign_in.html", csrf_token=token, error=None)
+    response = render(
+        request, "sign_in.html", csrf_token=token, error=None, oidc=bool(console.web.oidc_issuer)
+    )
     response.set_cookie(PRE_CSRF_COOKIE, token, **_cookie_options(console))
     return response
 
@@ -230,7 +232,14 @@ async def sign_in(request: Request) -> Response:
         token, _ = console.accounts.sign_in(login, password, client=client_of(request))
     except SignInRefused as error:
         status = 429 if error.throttled else 401
-        return render(request, "sign_in.html", status, csrf_token=expected, error=error.message)
+        return render(
+            request,
+            "sign_in.html",
+            status,
+            csrf_token=expected,
+            error=error.message,
+            oidc=bool(console.web.oidc_issuer),
+        )
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -567,6 +576,8 @@ def create_app(settings: Settings | None = None, web: WebSettings | None = None)
         Route("/sign-in", sign_in_page, methods=["GET"]),
         Route("/sign-in", sign_in, methods=["POST"]),
         Route("/sign-out", sign_out, methods=["POST"]),
+        Route("/sign-in/oidc", oidc.start),
+        Route("/sign-in/oidc/callback", oidc.callback),
         Route("/language", language),
         Route("/incidents", incident_register),
         Route("/incidents/{incident_id}", incident_page),

@@ -42,3 +42,21 @@ class WebSettings(BaseSettings):
         default="ru", description="Language of the pages unless the person picks another."
     )
     page_size: int = Field(default=200, description="Rows per audit trail page.")
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL of the school's or district's identity provider; "
+        "unset: no OpenID Connect sign-in.",
+    )
+    oidc_client_id: str | None = Field(default=None, description="The console's client id there.")
+    oidc_client_secret: str | None = Field(
+        default=None, description="The console's client secret there."
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="The console's callback URL registered with the provider "
+        "(https://<console>/sign-in/oidc/callback).",
+    )
+    oidc_login_claim: str = Field(
+        default="preferred_username",
+        description="The ID token claim whose value is the console account's login.",
+    )
