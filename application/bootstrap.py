@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sferum_audit.application.local_sources import authenticator_for
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
@@ -19,4 +21,5 @@ def build_audit_log(settings: Settings | None = None) -> AuditLog:
         authenticator=authenticator_for(settings),
     )
     app.conflict_retries = settings.conflict_retries
+    app.clock_skew = timedelta(seconds=settings.clock_skew_seconds)
     return app

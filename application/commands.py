@@ -9,11 +9,14 @@ readable message; nothing else in the service sees untyped input.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -29,6 +32,36 @@ if TYPE_CHECKING:
 
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
 Text = Annotated[str, Field(min_length=1)]
+
+# An ISO 8601 / RFC 3339 date-time with its timezone, as a string: never a number or a
+# numeric string (pydantic would read those as seconds since 1970).
+MOMENT_PATTERN: Final = (
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})$"
+)
+_MOMENT = re.compile(MOMENT_PATTERN)
+
+
+def _moment_text(value: object) -> object:
+    """Lets through a datetime (built in Python) or an ISO 8601 string with a timezone."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _MOMENT.match(value):
+        return value
+    raise ValueError(
+        "must be an ISO 8601 date-time string with a timezone, e.g. 2024-12-02T10:15:00+02:00"
+    )
+
+
+Moment = Annotated[
+    AwareDatetime,
+    BeforeValidator(_moment_text),
+    Field(
+        json_schema_extra={
+            "pattern": MOMENT_PATTERN,
+            "description": "ISO 8601 date-time with a timezone, as a string",
+        }
+    ),
+]
 
 
 class CommandRejected(DomainError):
@@ -67,7 +100,7 @@ class CommandBase(BaseModel):
     causation_id: Id | None = None
     school_id: Id
     actor: Actor
-    occurred_at: AwareDatetime
+    occurred_at: Moment
 
     # The bytes and signature the command arrived with (see ``authentication``); set by
     # ``authentication.vouched_command``, never by the payload. ``None``: a trusted
@@ -231,7 +264,7 @@ class IssueInvitation(CommandBase):
     invitation_id: Id
     chat_id: Id
     role: Literal["teacher", "student", "parent", "administrator"]
-    expires_at: AwareDatetime
+    expires_at: Moment
 
 
 class RedeemInvitation(CommandBase):
@@ -309,10 +342,10 @@ class ReportUnauthorisedAccess(CommandBase):
     incident_id: Id
     affected_profile_id: Id
     elzhur_account_id: Id | None = None
-    noticed_at: AwareDatetime
+    noticed_at: Moment
     how_noticed: Text
     description: Text
-    told: dict[Literal["school-administrator", "platform-operator"], AwareDatetime] = Field(
+    told: dict[Literal["school-administrator", "platform-operator"], Moment] = Field(
         default_factory=dict
     )
 
@@ -321,7 +354,7 @@ class RecordNotification(CommandBase):
     type: Literal["record-notification"]
     incident_id: Id
     party: Literal["school-administrator", "platform-operator"]
-    told_at: AwareDatetime
+    told_at: Moment
 
 
 class AcknowledgeIncident(CommandBase):

@@ -2,22 +2,30 @@
 
 Handlers hold no rules of their own beyond wiring aggregates together; the rules live in
 ``sferum_audit.domain``. Each handler checks everything it can before the first change.
+Every fact is looked up as it held at the command's ``occurred_at`` (``ctx.occurred_at``):
+an act is judged by the authority its actor had when it occurred.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sferum_audit.application import commands as c
 from sferum_audit.application.unit_of_work import UnitOfWork
 from sferum_audit.domain.access_incident import AccessIncident
-from sferum_audit.domain.authority import ActorStanding, authorities_over, check_actor_role
-from sferum_audit.domain.chat import Chat
-from sferum_audit.domain.context import CommandContext
+from sferum_audit.domain.authority import (
+    ActorStanding,
+    RoleNotHeld,
+    authorities_over,
+    check_actor_role,
+)
+from sferum_audit.domain.chat import Candidate, Chat
+from sferum_audit.domain.context import CommandContext, DatedBeforeFact, check_not_before
 from sferum_audit.domain.elzhur_account import ElzhurAccount
 from sferum_audit.domain.erasure import Erasure
-from sferum_audit.domain.errors import ActorNotPermitted, InvalidValue
+from sferum_audit.domain.errors import ActorNotPermitted, DomainError, InvalidValue
 from sferum_audit.domain.invitation import Invitation
 from sferum_audit.domain.profile import Profile
 from sferum_audit.domain.regulation import (
@@ -68,7 +76,10 @@ def all_chat_ids(school: School) -> list[str]:
 
 
 def school_of(uow: UnitOfWork, cmd: c.CommandBase) -> School:
-    return uow.get(School, School.create_id(cmd.school_id), "school", cmd.school_id)
+    """The command's school; refused if the act is dated before the school was registered."""
+    school = uow.get(School, School.create_id(cmd.school_id), "school", cmd.school_id)
+    school.check_existed_at(cmd.occurred_at)
+    return school
 
 
 def profile_in(uow: UnitOfWork, school: School, profile_id: str) -> Profile:
@@ -78,18 +89,29 @@ def profile_in(uow: UnitOfWork, school: School, profile_id: str) -> Profile:
     return profile
 
 
+def active_profile_in(uow: UnitOfWork, school: School, profile_id: str, at: datetime) -> Profile:
+    """The profile, registered by ``at`` and of someone at the school then."""
+    profile = profile_in(uow, school, profile_id)
+    check_not_before(at, profile.registered_at, f"profile {profile_id!r} was registered")
+    if not profile.active_at(at):
+        raise InvalidValue(f"{profile_id} has left the school")
+    return profile
+
+
 def standing_of(
-    uow: UnitOfWork, school: School, person_id: str
+    uow: UnitOfWork, school: School, person_id: str, at: datetime | None
 ) -> tuple[ActorStanding, Profile | None]:
+    """What the person was at the school at ``at`` (``None``: now): administrator,
+    teacher, class teacher."""
     profile = uow.find(Profile, Profile.create_id(person_id))
     if profile is not None and profile.school_id != school.school_id:
         profile = None
-    active = profile is not None and not profile.left_school
+    active = profile is not None and profile.active_at(at)
     standing = ActorStanding(
         person_id=person_id,
-        is_administrator=school.is_administrator(person_id),
+        is_administrator=school.is_administrator(person_id, at),
         is_teacher=active and profile is not None and profile.role == "teacher",
-        classes_taught=school.classes_taught_by(person_id),
+        classes_taught=school.classes_taught_by(person_id, at),
     )
     return standing, profile
 
@@ -97,16 +119,52 @@ def standing_of(
 def verified_actor(
     uow: UnitOfWork, cmd: c.CommandBase
 ) -> tuple[School, ActorStanding, Profile | None]:
-    """The school, and the actor's standing there once their claimed role is confirmed."""
+    """The school, and the actor's standing there when the act occurred, once their
+    claimed role is confirmed."""
     school = school_of(uow, cmd)
-    standing, profile = standing_of(uow, school, cmd.actor.id)
-    check_actor_role(
-        cmd.actor.role,
-        standing,
-        profile.role if profile else None,
-        profile is not None and not profile.left_school,
-    )
+    at = cmd.occurred_at
+    standing, profile = standing_of(uow, school, cmd.actor.id, at)
+    try:
+        check_actor_role(
+            cmd.actor.role,
+            standing,
+            profile.role if profile else None,
+            profile is not None and profile.active_at(at),
+        )
+    except RoleNotHeld:
+        now, _ = standing_of(uow, school, cmd.actor.id, None)
+        if profile is not None:
+            check_actor_role(cmd.actor.role, now, profile.role, profile.active_at())
+        elif cmd.actor.role != "administrator" or not now.is_administrator:
+            raise
+        raise DatedBeforeFact(
+            f"{cmd.actor.id} holds the role {cmd.actor.role} now but did not when the act "
+            f"occurred ({at.isoformat()}); acts are judged by what held when they occurred"
+        ) from None
     return school, standing, profile
+
+
+def is_admin_at(school: School, cmd: c.CommandBase) -> bool:
+    """The actor acts as a platform administrator, and was one when the act occurred."""
+    return cmd.actor.role == "administrator" and school.is_administrator(
+        cmd.actor.id, cmd.occurred_at
+    )
+
+
+def candidate_of(school: School, profile: Profile, at: datetime) -> Candidate:
+    """Whether a person may be in a class's chats depends on these facts at ``at``."""
+    children: set[str] = set()
+    if profile.role == "parent":
+        children = {c for kid in profile.children if (c := school.class_of(kid, at))}
+    return Candidate(
+        person_id=profile.profile_id,
+        role=profile.role,
+        student_class=school.class_of(profile.profile_id, at)
+        if profile.role == "student"
+        else None,
+        children_classes=frozenset(children),
+        classes_taught=school.classes_taught_by(profile.profile_id, at),
+    )
 
 
 def chat_of(uow: UnitOfWork, school: School, chat_id: str) -> Chat:
@@ -151,7 +209,22 @@ def appoint_administrator(
     uow: UnitOfWork, cmd: c.AppointAdministrator, ctx: CommandContext
 ) -> None:
     school, _, _ = verified_actor(uow, cmd)
-    school.appoint_administrator(ctx, cmd.person_id, cmd.order_ref)
+    school.appoint_administrator(
+        ctx, cmd.person_id, cmd.order_ref, has_teacher_profile(uow, school, cmd.person_id, ctx)
+    )
+
+
+def has_teacher_profile(
+    uow: UnitOfWork, school: School, person_id: str, ctx: CommandContext
+) -> bool:
+    """The person joined the platform as a teacher of this school by the act's time."""
+    profile = uow.find(Profile, Profile.create_id(person_id))
+    return (
+        profile is not None
+        and profile.school_id == school.school_id
+        and profile.role == "teacher"
+        and profile.active_at(ctx.occurred_at)
+    )
 
 
 @handles("remove-administrator")
@@ -186,15 +259,38 @@ def create_class(uow: UnitOfWork, cmd: c.CreateClass, ctx: CommandContext) -> No
 def assign_class_teacher(uow: UnitOfWork, cmd: c.AssignClassTeacher, ctx: CommandContext) -> None:
     school, _, _ = verified_actor(uow, cmd)
     teacher = profile_in(uow, school, cmd.teacher_id)
-    if teacher.role != "teacher" or teacher.left_school:
-        raise InvalidValue(f"{cmd.teacher_id} is not a teacher of school {cmd.school_id}")
+    if teacher.role != "teacher" or not teacher.active_at(ctx.occurred_at):
+        raise InvalidValue(
+            f"{cmd.teacher_id} is not a teacher of school {cmd.school_id} at "
+            f"{ctx.occurred_at.isoformat()}"
+        )
+    released = school.state.classes.get(cmd.class_id)
+    previous = released.class_teacher_id if released is not None else None
     school.assign_class_teacher(ctx, cmd.class_id, cmd.teacher_id)
+    if previous is not None and previous != cmd.teacher_id:
+        end_class_teacher_memberships(uow, school, ctx, cmd.class_id, previous)
+
+
+def end_class_teacher_memberships(
+    uow: UnitOfWork, school: School, ctx: CommandContext, class_id: str, teacher_id: str
+) -> None:
+    """A released class teacher leaves the class and parents' chats their term admitted
+    them to (unless they are still a member's parent there)."""
+    for chat_id in (class_chat_id(class_id), parents_chat_id(class_id)):
+        chat = chat_of(uow, school, chat_id)
+        if teacher_id in chat.members:
+            profile = profile_in(uow, school, teacher_id)
+            try:
+                chat.check_may_join(candidate_of(school, profile, ctx.occurred_at))
+            except DomainError:
+                chat.remove_member(ctx, teacher_id, f"no longer class teacher of {class_id}")
 
 
 @handles("release-class-teacher")
 def release_class_teacher(uow: UnitOfWork, cmd: c.ReleaseClassTeacher, ctx: CommandContext) -> None:
     school, _, _ = verified_actor(uow, cmd)
-    school.release_class_teacher(ctx, cmd.class_id)
+    released = school.release_class_teacher(ctx, cmd.class_id)
+    end_class_teacher_memberships(uow, school, ctx, cmd.class_id, released)
 
 
 @handles("admit-person")
@@ -210,9 +306,41 @@ def admit_person(uow: UnitOfWork, cmd: c.AdmitPerson, ctx: CommandContext) -> No
 def transfer_student(uow: UnitOfWork, cmd: c.TransferStudent, ctx: CommandContext) -> None:
     school, _, _ = verified_actor(uow, cmd)
     from_class = school.transfer_student(ctx, cmd.person_id, cmd.to_class_id)
-    old_chat = chat_of(uow, school, class_chat_id(from_class))
-    if cmd.person_id in old_chat.members:
-        old_chat.remove_member(ctx, cmd.person_id, f"transferred to class {cmd.to_class_id}")
+    reason = f"transferred to class {cmd.to_class_id}"
+    leave_class_chats(uow, school, ctx, from_class, cmd.person_id, reason)
+
+
+def leave_class_chats(
+    uow: UnitOfWork, school: School, ctx: CommandContext, class_id: str, child: str, reason: str
+) -> None:
+    """A student who left class ``class_id`` leaves its chats, and so do their parents,
+    unless another of their children keeps them there."""
+    for chat in chats_of_class(uow, school, class_id):
+        for member_id, role in sorted(chat.members.items()):
+            if member_id == child:
+                chat.remove_member(ctx, member_id, reason)
+            elif role == "parent" and parent_of(uow, member_id, child):
+                profile = profile_in(uow, school, member_id)
+                try:
+                    chat.check_may_join(candidate_of(school, profile, ctx.occurred_at))
+                except DomainError:
+                    chat.remove_member(ctx, member_id, f"their child {child}: {reason}")
+
+
+def chats_of_class(uow: UnitOfWork, school: School, class_id: str) -> list[Chat]:
+    """The class and parents' chats of a class and every other chat bound to it."""
+    chats = [chat_of(uow, school, class_chat_id(class_id))]
+    chats.append(chat_of(uow, school, parents_chat_id(class_id)))
+    for chat_id in school.chat_ids:
+        chat = chat_of(uow, school, chat_id)
+        if chat.class_id == class_id:
+            chats.append(chat)
+    return chats
+
+
+def parent_of(uow: UnitOfWork, member_id: str, child: str) -> bool:
+    profile = uow.find(Profile, Profile.create_id(member_id))
+    return profile is not None and profile.is_parent_of(child)
 
 
 @handles("record-departure")
@@ -220,12 +348,15 @@ def record_departure(uow: UnitOfWork, cmd: c.RecordDeparture, ctx: CommandContex
     school, _, _ = verified_actor(uow, cmd)
     chats = [chat_of(uow, school, chat_id) for chat_id in all_chat_ids(school)]
     profile = uow.find(Profile, Profile.create_id(cmd.person_id))
+    student_class = school.class_of(cmd.person_id)
     school.record_departure(ctx, cmd.person_id, cmd.reason)
     if profile is not None and profile.school_id == school.school_id:
         profile.mark_left_school(ctx)
     for chat in chats:
         if cmd.person_id in chat.members:
             chat.remove_member(ctx, cmd.person_id, "left the school")
+    if student_class is not None:
+        leave_class_chats(uow, school, ctx, student_class, cmd.person_id, "left the school")
 
 
 # -- profiles and account links -----------------------------------------------------------------
@@ -240,7 +371,7 @@ def register_profile(uow: UnitOfWork, cmd: c.RegisterProfile, ctx: CommandContex
         and cmd.actor.role == cmd.role
         and cmd.role in SELF_REGISTERED_ROLES
     )
-    by_administrator = cmd.actor.role == "administrator" and school.is_administrator(cmd.actor.id)
+    by_administrator = is_admin_at(school, cmd)
     if not (self_registration or by_administrator):
         raise ActorNotPermitted(
             "students and parents register their own profiles (2.7, 2.8); teachers' and "
@@ -260,8 +391,7 @@ def link_account(uow: UnitOfWork, cmd: c.LinkAccount, ctx: CommandContext) -> No
     account = uow.find(ElzhurAccount, ElzhurAccount.create_id(cmd.elzhur_account_id))
     if account is not None:
         account.check_free_for(cmd.profile_id)
-    is_admin = cmd.actor.role == "administrator" and school.is_administrator(cmd.actor.id)
-    profile.link_account(ctx, cmd.elzhur_account_id, is_admin)
+    profile.link_account(ctx, cmd.elzhur_account_id, is_admin_at(school, cmd))
     if account is None:
         uow.add(
             ElzhurAccount(
@@ -276,7 +406,7 @@ def link_account(uow: UnitOfWork, cmd: c.LinkAccount, ctx: CommandContext) -> No
 def unlink_account(uow: UnitOfWork, cmd: c.UnlinkAccount, ctx: CommandContext) -> None:
     school, _, _ = verified_actor(uow, cmd)
     profile = profile_in(uow, school, cmd.profile_id)
-    is_admin = cmd.actor.role == "administrator" and school.is_administrator(cmd.actor.id)
+    is_admin = is_admin_at(school, cmd)
     profile.check_holder_or_administrator(ctx, is_admin)
     account_id = profile.elzhur_account_id
     account = uow.find(ElzhurAccount, ElzhurAccount.create_id(account_id)) if account_id else None
@@ -295,7 +425,7 @@ def create_chat(uow: UnitOfWork, cmd: c.CreateChat, ctx: CommandContext) -> None
     if cmd.chat_id in all_chat_ids(school):
         raise InvalidValue(f"chat id {cmd.chat_id!r} is taken")
     if cmd.class_id is not None:
-        school.check_class(cmd.class_id)
+        school.check_class(cmd.class_id, ctx.occurred_at)
     chat = Chat.create(
         ctx,
         standing,
@@ -318,8 +448,10 @@ def appoint_chat_moderator(
     school, standing, _ = verified_actor(uow, cmd)
     chat = chat_of(uow, school, cmd.chat_id)
     moderator = profile_in(uow, school, cmd.profile_id)
-    if moderator.role != "teacher" and not school.is_administrator(cmd.profile_id):
+    at = ctx.occurred_at
+    if moderator.role != "teacher" and not school.is_administrator(cmd.profile_id, at):
         raise ActorNotPermitted("students and parents moderate nothing; moderators are teachers")
+    check_not_before(at, moderator.registered_at, f"profile {cmd.profile_id!r} was registered")
     chat.appoint_moderator(ctx, standing, cmd.profile_id)
 
 
@@ -340,14 +472,12 @@ def add_member(uow: UnitOfWork, cmd: c.AddMember, ctx: CommandContext) -> None:
     school, standing, _ = verified_actor(uow, cmd)
     chat = chat_of(uow, school, cmd.chat_id)
     chat.check_controlled_by(ctx, standing)
-    member = profile_in(uow, school, cmd.profile_id)
-    if member.left_school:
-        raise InvalidValue(f"{cmd.profile_id} has left the school")
+    member = active_profile_in(uow, school, cmd.profile_id, ctx.occurred_at)
     if cmd.via == "account-link" and member.elzhur_account_id is None:
         raise InvalidValue(f"{cmd.profile_id} has no linked ElZhur account to join by")
     if member.role not in INVITATION_ROLES:
         raise InvalidValue(f"a {member.role} profile does not join chats as a member")
-    chat.join(ctx, cmd.profile_id, member.role, cmd.via)
+    chat.join(ctx, candidate_of(school, member, ctx.occurred_at), member.role, cmd.via)
 
 
 @handles("leave-chat")
@@ -375,7 +505,8 @@ def issue_invitation(uow: UnitOfWork, cmd: c.IssueInvitation, ctx: CommandContex
     chat = chat_of(uow, school, cmd.chat_id)
     chat.check_open()
 
-    granted = authorities_over(chat.control, standing)
+    chat.check_existed_at(ctx.occurred_at)
+    granted = authorities_over(chat.control_at(ctx.occurred_at), standing)
     uow.add(
         Invitation.issue(
             ctx,
@@ -386,6 +517,7 @@ def issue_invitation(uow: UnitOfWork, cmd: c.IssueInvitation, ctx: CommandContex
             cmd.chat_id,
             cmd.role,
             cmd.expires_at,
+            chat.kind,
         )
     )
 
@@ -394,28 +526,32 @@ def issue_invitation(uow: UnitOfWork, cmd: c.IssueInvitation, ctx: CommandContex
 def redeem_invitation(uow: UnitOfWork, cmd: c.RedeemInvitation, ctx: CommandContext) -> None:
     school, _, _ = verified_actor(uow, cmd)
     invitation = invitation_of(uow, cmd, cmd.invitation_id)
-    profile = profile_in(uow, school, cmd.actor.id)
-    if profile.left_school:
-        raise InvalidValue(f"{cmd.actor.id} has left the school")
+    at = ctx.occurred_at
+    profile = active_profile_in(uow, school, cmd.actor.id, at)
     chat = chat_of(uow, school, invitation.chat_id)
-    invitation.check_redeemable(ctx.occurred_at)
+    invitation.check_redeemable(at)
+    is_admin = school.is_administrator(cmd.actor.id, at)
+    invitation.check_role_fits(cmd.actor.id, profile.role, is_admin)
+    candidate = candidate_of(school, profile, at)
+    chat.check_existed_at(at)
     chat.check_can_join(cmd.actor.id)
-    invitation.redeem(ctx, cmd.actor.id)
-    chat.join(ctx, cmd.actor.id, invitation.role, "invitation", cmd.invitation_id)
+    chat.check_may_join(candidate)
+    invitation.redeem(ctx, cmd.actor.id, profile.role, is_admin)
+    chat.join(ctx, candidate, invitation.role, "invitation", cmd.invitation_id)
 
 
 @handles("annul-invitation")
 def annul_invitation(uow: UnitOfWork, cmd: c.AnnulInvitation, ctx: CommandContext) -> None:
     school = school_of(uow, cmd)
     invitation = invitation_of(uow, cmd, cmd.invitation_id)
-    invitation.annul(ctx, school.is_administrator(cmd.actor.id), cmd.reason)
+    invitation.annul(ctx, school.is_administrator(cmd.actor.id, ctx.occurred_at), cmd.reason)
 
 
 @handles("expire-invitation")
 def expire_invitation(uow: UnitOfWork, cmd: c.ExpireInvitation, ctx: CommandContext) -> None:
     school = school_of(uow, cmd)
     invitation = invitation_of(uow, cmd, cmd.invitation_id)
-    invitation.expire(ctx, school.is_administrator(cmd.actor.id))
+    invitation.expire(ctx, school.is_administrator(cmd.actor.id, ctx.occurred_at))
 
 
 # -- moderation ------------------------------------------------------------------------------
@@ -425,8 +561,19 @@ def moderated_chat(uow: UnitOfWork, cmd: c.CommandBase, chat_id: str) -> tuple[C
     """The chat and the moderator's standing. The actor's role is not pre-checked here: the
     chat explains a refusal in the regulation's own terms (who controls it, under what)."""
     school = school_of(uow, cmd)
-    standing, _ = standing_of(uow, school, cmd.actor.id)
-    return chat_of(uow, school, chat_id), standing
+    at = cmd.occurred_at
+    standing, _ = standing_of(uow, school, cmd.actor.id, at)
+    chat = chat_of(uow, school, chat_id)
+    if cmd.actor.role not in {"student", "parent"} and at >= chat.created_at:
+        then = authorities_over(chat.control_at(at), standing)
+        now = authorities_over(chat.control, standing_of(uow, school, cmd.actor.id, None)[0])
+        if not then and now:
+            raise DatedBeforeFact(
+                f"{cmd.actor.id} controls chat {chat_id} now ({', '.join(sorted(now))}) but "
+                f"did not when the act occurred ({at.isoformat()}); acts are judged by what "
+                "held when they occurred"
+            )
+    return chat, standing
 
 
 @handles("remove-content")
@@ -502,10 +649,12 @@ def record_notification(uow: UnitOfWork, cmd: c.RecordNotification, ctx: Command
 
 def security_actor(uow: UnitOfWork, cmd: c.CommandBase) -> bool:
     school = school_of(uow, cmd)
-    standing, profile = standing_of(uow, school, cmd.actor.id)
+    standing, profile = standing_of(uow, school, cmd.actor.id, cmd.occurred_at)
     if cmd.actor.role == "security-officer":
         return (
-            profile is not None and profile.role == "security-officer" and not profile.left_school
+            profile is not None
+            and profile.role == "security-officer"
+            and profile.active_at(cmd.occurred_at)
         )
     return is_security_staff(standing, cmd.actor.role)
 
@@ -552,7 +701,7 @@ def erase_personal_data(uow: UnitOfWork, cmd: c.ErasePersonalData, ctx: CommandC
             cmd.requested_by,
             is_parent,
             cmd.basis,
-            school.is_administrator(cmd.actor.id),
+            school.is_administrator(cmd.actor.id, ctx.occurred_at),
         )
     )
 

@@ -220,13 +220,16 @@ class _SampleSchool:
             first_administrator_id=self.admins[0],
         )
         self.person(self.admins[0], "teacher", female=0.7)
+        # The second administrator is appointed from the teaching staff who joined the
+        # platform (2.2, 2.3): taken on the staff roster, with a teacher profile, first.
+        self.person(self.admins[1], "teacher")
+        self.add("admit-person", adm, person_id=self.admins[1], roster_role="staff")
         self.add(
             "appoint-administrator",
             adm,
             person_id=self.admins[1],
             order_ref="приказ № 1066 от 26.11.2024",
         )
-        self.person(self.admins[1], "teacher")
         for teacher in self.teachers:
             self.person(teacher, "teacher", female=0.75)
         self.person(self.officer, "security-officer", female=0.2)
@@ -241,7 +244,7 @@ class _SampleSchool:
             )
             self.students[class_id] = [self.id(f"s-{number + n:02d}") for n in range(1, size + 1)]
             number += size
-        for staff in [self.admins[1], *self.teachers, self.officer]:
+        for staff in [*self.teachers, self.officer]:
             self.add("admit-person", adm, person_id=staff, roster_role="staff")
         for class_id, members in self.students.items():
             for student in members:

@@ -2,14 +2,15 @@
 
 ``handle`` takes one command; ``handle_batch`` takes many and saves all their events in
 one transaction, each command still accepted or refused on its own. Both are idempotent
-by ``command_id`` and retry optimistic-concurrency conflicts.
+by ``command_id``: the first answer, a refusal for a rule included, is the answer for
+that id on every path. Both retry optimistic-concurrency conflicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -53,13 +54,19 @@ class RecordedEvent:
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
-    """What happened to one command: recorded now, recorded before, or rejected."""
+    """What happened to one command: recorded now, recorded before, or rejected.
+
+    ``repeat`` marks a rejection that repeats the answer already given to this command id
+    (same command, refused before): nothing about it is new, so callers that keep or
+    publish rejections skip it. The answer itself (``as_dict``) is the first one.
+    """
 
     command_id: str
     status: Literal["recorded", "duplicate", "rejected"]
     events: tuple[RecordedEvent, ...] = ()
     error_code: str | None = None
     error_message: str | None = None
+    repeat: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -81,6 +88,8 @@ class _Outcome:
     refs: list[tuple[UUID, int]] = field(default_factory=list)
     duplicate_of: list[tuple[UUID, int]] | None = None
     error: DomainError | None = None
+    repeat: bool = False  # the error is the answer this command id was given before
+    decided: bool = False  # the command was judged now (so its answer gets a receipt)
 
 
 def event_type_of(topic: str) -> str:
@@ -115,6 +124,7 @@ class AuditLog(Application[UUID]):
 
     name = APPLICATION_NAME
     conflict_retries = 5
+    clock_skew = timedelta(minutes=5)  # how far ahead of now an occurred_at may be
 
     def __init__(
         self,
@@ -175,19 +185,8 @@ class AuditLog(Application[UUID]):
         """Records many commands in one transaction; a refused command does not stop the rest."""
         for attempt in range(self.conflict_retries + 1):
             uow, outcomes = self._decide(commands)
-            receipts = [
-                CommandReceipt.receipt_event(
-                    ctx=o.ctx or o.command.context(),
-                    command_id=o.command.command_id,
-                    command_type=o.command.type,
-                    fingerprint=fingerprint_of(o.command),
-                    events=[[str(a), str(v)] for a, v in o.refs],
-                )
-                for o in outcomes
-                if o.error is None and o.duplicate_of is None
-            ]
             new_events = in_command_order(uow, outcomes)
-            new_events.extend(receipts)
+            new_events.extend(self._receipts(outcomes))
             self.personal_data.prepare(new_events)
             try:
                 recordings = self.save_events(new_events)
@@ -206,8 +205,42 @@ class AuditLog(Application[UUID]):
             return self._results(outcomes, located)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @staticmethod
+    def _receipts(outcomes: list[_Outcome]) -> list[AuditedAggregate.Event]:
+        """A receipt for every command decided now: its events, or its refusal."""
+        receipts: list[AuditedAggregate.Event] = []
+        given: set[str] = set()
+        for o in outcomes:
+            if not o.decided or o.command.command_id in given:
+                continue
+            given.add(o.command.command_id)
+            ctx = o.ctx or o.command.context()
+            command_id, command_type = o.command.command_id, o.command.type
+            fingerprint = fingerprint_of(o.command)
+            if o.error is None:
+                events = [[str(a), str(v)] for a, v in o.refs]
+                receipts.append(
+                    CommandReceipt.receipt_event(ctx, command_id, command_type, fingerprint, events)
+                )
+            else:
+                receipts.append(
+                    CommandReceipt.refusal_event(
+                        ctx, command_id, command_type, fingerprint, o.error
+                    )
+                )
+        return receipts
+
+    def first_occurred_at(self, command_id: str) -> datetime | None:
+        """When the command first given this id occurred, if it was recorded or refused."""
+        try:
+            receipt: object = self.repository.get(CommandReceipt.create_id(command_id))
+        except AggregateNotFoundError:
+            return None
+        return receipt.occurred_at if isinstance(receipt, CommandReceipt) else None
+
     def _decide(self, commands: Sequence[Command]) -> tuple[UnitOfWork, list[_Outcome]]:
         """Runs the commands against one working set; rebuilds it if a refusal left it dirty."""
+        now = datetime.now(UTC)
         uow = UnitOfWork(self)
         outcomes: list[_Outcome] = []
         seen: dict[str, _Outcome] = {}
@@ -227,7 +260,7 @@ class AuditLog(Application[UUID]):
                         "earlier in this batch"
                     )
                 elif earlier.error is not None:
-                    outcome.error = earlier.error
+                    outcome.error, outcome.repeat = earlier.error, True
                 else:
                     outcome.duplicate_of = (
                         earlier.duplicate_of if earlier.duplicate_of is not None else earlier.refs
@@ -241,11 +274,16 @@ class AuditLog(Application[UUID]):
                 except DomainError as error:
                     outcome.error = error
                 else:
-                    outcome.duplicate_of = receipt.recorded()
+                    outcome.error = receipt.refusal()
+                    outcome.repeat = outcome.error is not None
+                    if outcome.error is None:
+                        outcome.duplicate_of = receipt.recorded()
                 continue
             uow.begin_command()
             outcome.ctx = command.context(source_id)
+            outcome.decided = True
             try:
+                outcome.ctx.check_not_ahead(now, self.clock_skew)
                 HANDLERS[command.type](uow, command, outcome.ctx)
             except DomainError as error:
                 outcome.error = error
@@ -276,7 +314,9 @@ class AuditLog(Application[UUID]):
         uow, outcomes = self._decide([c for c in commands if c is not refused])
         rest = iter(outcomes)
         ordered = [
-            _Outcome(command, error=error) if command is refused else next(rest)
+            _Outcome(command, ctx=command.context(), error=error, decided=True)
+            if command is refused
+            else next(rest)
             for command in commands
         ]
         return uow, ordered
@@ -293,7 +333,9 @@ class AuditLog(Application[UUID]):
             command_id = o.command.command_id
             if o.error is not None:
                 results.append(
-                    CommandResult(command_id, "rejected", (), o.error.code, o.error.message)
+                    CommandResult(
+                        command_id, "rejected", (), o.error.code, o.error.message, o.repeat
+                    )
                 )
                 continue
             refs = o.duplicate_of if o.duplicate_of is not None else o.refs

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     conflict_retries: int = Field(
         default=5, description="How often a command is retried after a concurrent write."
     )
+    clock_skew_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How far ahead of the service's clock a command's occurred_at may be "
+        "before it is refused (occurred-at-in-future).",
+    )
     log_format: Literal["auto", "console", "json"] = Field(
         default="auto", description="'console', 'json', or 'auto' (console on a terminal)."
     )

@@ -15,7 +15,7 @@ from sferum_audit.cli.output import OutputFormat, emit
 from sferum_audit.cli.records import audit_log
 
 PAGE_SIZE = 1000
-RECEIPT_TYPE = "CommandReceipt.Recorded"
+RECEIPT_PREFIX = "CommandReceipt."  # Recorded and Refused: bookkeeping, hidden by default
 EVENT_COLUMNS = (
     "position",
     "recorded_at",
@@ -101,7 +101,7 @@ def select_rows(
             continue
         if types and not type_matches(event_type, stored.topic, types):
             continue
-        if event_type == RECEIPT_TYPE and not (include_receipts or types):
+        if event_type.startswith(RECEIPT_PREFIX) and not (include_receipts or types):
             continue
         yield event_row(app, position, stored)
         shown += 1

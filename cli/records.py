@@ -18,7 +18,7 @@ from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Final
-from uuid import uuid4
+from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import structlog
 import typer
@@ -51,10 +51,9 @@ def local_signer(ctx: typer.Context) -> LocalSigner:
     return LocalSigner.from_settings(ctx.find_object(Settings) or Settings())
 
 
-def record_signed(ctx: typer.Context, command: Command) -> CommandResult:
+def record_signed(ctx: typer.Context, app: AuditLog, command: Command) -> CommandResult:
     """Records one locally signed command, registering the school's local source first if
     needed (a refused registration is the answer: it says why nothing could be signed)."""
-    app = audit_log(ctx)
     signature = command.credentials.signature if command.credentials else None
     if signature is not None and signature.source_id == local_source_id(command.school_id):
         registration = local_signer(ctx).ensure_registered(app, command.school_id)
@@ -266,6 +265,24 @@ def moment(value: str | None, flag: str) -> str:
     return parsed.isoformat()
 
 
+def occurred_at(app: AuditLog, envelope: Envelope) -> str:
+    """``--at``; without it, the time the first command under ``--command-id`` occurred (so
+    a retry is the same command and answers "already recorded"), else now."""
+    if envelope.at is None and envelope.command_id is not None:
+        first = app.first_occurred_at(envelope.command_id)
+        if first is not None:
+            return first.isoformat()
+    return moment(envelope.at, "--at")
+
+
+def derived_id(prefix: str, command_id: str | None) -> str:
+    """A new id for what a command creates; derived from ``--command-id`` when given, so a
+    retry names the same thing."""
+    if command_id is None:
+        return f"{prefix}-{uuid4().hex[:12]}"
+    return f"{prefix}-{uuid5(NAMESPACE_URL, command_id).hex[:12]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """What every friendly command gives besides its own fields: school, actor (id, role),
@@ -283,13 +300,14 @@ def submit(
 ) -> None:
     """Records one command built from flags; prints what was recorded or the refusal, and
     exits 1 on a refusal."""
+    app = audit_log(ctx)
     data = {
         "type": command_type,
         "command_id": envelope.command_id or str(uuid4()),
         "correlation_id": envelope.correlation_id,
         "school_id": envelope.school,
         "actor": {"id": envelope.actor[0], "role": envelope.actor[1]},
-        "occurred_at": moment(envelope.at, "--at"),
+        "occurred_at": occurred_at(app, envelope),
         **fields,
     }
     try:
@@ -298,7 +316,7 @@ def submit(
         result = refused(data["command_id"], error)
     else:
         with bound_command(command.command_id, command.correlation_id):
-            result = record_signed(ctx, command)
+            result = record_signed(ctx, app, command)
     print_result(command_type, result)
     if not result.accepted:
         raise typer.Exit(1)
@@ -343,7 +361,8 @@ At = Annotated[
     str | None,
     typer.Option(
         "--at",
-        help="When it happened (ISO 8601 with timezone); default: now.",
+        help="When it happened (ISO 8601 with timezone); default: now, or for a retried "
+        "--command-id the time of its first sending.",
         show_default=False,
     ),
 ]
@@ -493,7 +512,11 @@ def report_access(
     ] = None,
     incident: Annotated[
         str | None,
-        typer.Option("--incident", help="Incident id; default: a new one.", show_default=False),
+        typer.Option(
+            "--incident",
+            help="Incident id; default: a new one (derived from --command-id when given).",
+            show_default=False,
+        ),
     ] = None,
     elzhur_account: Annotated[
         str | None,
@@ -517,7 +540,7 @@ def report_access(
         "school-administrator": told_admin_at and moment(told_admin_at, "--told-admin-at"),
         "platform-operator": told_operator_at and moment(told_operator_at, "--told-operator-at"),
     }
-    incident_id = incident or f"inc-{uuid4().hex[:12]}"
+    incident_id = incident or derived_id("inc", command_id)
     role = as_role or ("student" if affected == reporter else "parent")
     envelope = Envelope(school, (reporter, role), command_id, at, correlation_id)
     fields = {

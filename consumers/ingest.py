@@ -354,7 +354,11 @@ class IngestProcessor:
         if delivery.rejection is not None:
             code, message = delivery.rejection.code, delivery.rejection.message
             ctx = system_context(delivery.key)
-        elif delivery.result is not None and not delivery.result.accepted:
+        elif (
+            delivery.result is not None
+            and not delivery.result.accepted
+            and not delivery.result.repeat  # refused before: already kept and published
+        ):
             assert delivery.command is not None
             code = delivery.result.error_code or "rejected"
             message = delivery.result.error_message or ""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -331,4 +332,5 @@ def build_ingest_audit_log(settings: Settings | None = None) -> IngestAuditLog:
         authenticator=authenticator_for(settings),
     )
     app.conflict_retries = settings.conflict_retries
+    app.clock_skew = timedelta(seconds=settings.clock_skew_seconds)
     return app

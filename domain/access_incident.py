@@ -1,7 +1,9 @@
 """A report of unauthorised access to an account (4.2.2), and its handling by security staff.
 
 States move only forward: reported -> acknowledged -> contained -> resolved | dismissed
-(containment may be skipped; dismissal needs acknowledgement too).
+(containment may be skipped; dismissal needs acknowledgement too), and so do their times:
+no step is dated before the step it follows, access is noticed before anyone is told, and
+nobody is told later than the act that records it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from sferum_audit.domain.base import AuditedAggregate, stable_id
-from sferum_audit.domain.context import CommandContext
+from sferum_audit.domain.context import CommandContext, check_step_order
 from sferum_audit.domain.errors import ActorNotPermitted, DomainError, InvalidValue
 from sferum_audit.domain.regulation import (
     CONTAINMENT_STEPS,
@@ -88,6 +90,7 @@ class AccessIncident(AuditedAggregate):
             require_one_of(party, NOTIFIED_PARTIES, "notified party")
             if at.tzinfo is None:
                 raise InvalidValue(f"the time {party} was told must be timezone-aware")
+            cls.check_told_in_order(ctx, party, at, noticed_at)
         return cls(
             ctx=ctx,
             school_id=school_id,
@@ -122,8 +125,32 @@ class AccessIncident(AuditedAggregate):
         self.state = REPORTED
         self.told = dict(told)
         self.containment_steps: list[str] = []
+        self.noticed_at = noticed_at
+        self.reported_at = ctx.occurred_at
+        self.last_step_at = ctx.occurred_at  # when the state last moved
 
     # -- guards ----------------------------------------------------------------------------
+
+    @staticmethod
+    def check_told_in_order(
+        ctx: CommandContext, party: str, told_at: datetime, noticed_at: datetime
+    ) -> None:
+        """Someone is told after the access was noticed and no later than the act that
+        records it."""
+        if told_at < noticed_at:
+            raise IncidentStateError(
+                f"{party} cannot have been told ({told_at.isoformat()}) before the access was "
+                f"noticed ({noticed_at.isoformat()})"
+            )
+        if told_at > ctx.occurred_at:
+            raise IncidentStateError(
+                f"{party} is recorded as told at {told_at.isoformat()}, after the act that "
+                f"records it ({ctx.occurred_at.isoformat()})"
+            )
+
+    def check_step_after_last(self, ctx: CommandContext, step: str) -> None:
+        """A step is dated no earlier than the step it follows."""
+        check_step_order(ctx.occurred_at, self.last_step_at, step, f"the incident was {self.state}")
 
     def check_security_staff(self, ctx: CommandContext, is_security_staff: bool) -> None:
         if not is_security_staff:
@@ -149,6 +176,8 @@ class AccessIncident(AuditedAggregate):
             raise IncidentStateError(f"{party} was already recorded as told")
         if told_at.tzinfo is None:
             raise InvalidValue("told_at must be timezone-aware")
+        check_step_order(ctx.occurred_at, self.reported_at, "the notification", "the report")
+        self.check_told_in_order(ctx, party, told_at, self.noticed_at)
         self._notified(ctx, party, told_at)
 
     @event("PartyNotified")
@@ -158,11 +187,13 @@ class AccessIncident(AuditedAggregate):
     def acknowledge(self, ctx: CommandContext, is_security_staff: bool) -> None:
         self.check_security_staff(ctx, is_security_staff)
         self.check_state({REPORTED}, "acknowledged")
+        self.check_step_after_last(ctx, "the acknowledgement")
         self._acknowledged(ctx)
 
     @event("Acknowledged")
     def _acknowledged(self, ctx: CommandContext) -> None:
         self.state = ACKNOWLEDGED
+        self.last_step_at = ctx.occurred_at
 
     def take_containment_step(
         self, ctx: CommandContext, is_security_staff: bool, step: str, note: str
@@ -171,6 +202,7 @@ class AccessIncident(AuditedAggregate):
         self.check_state({ACKNOWLEDGED, CONTAINED}, "contained")
         require_one_of(step, CONTAINMENT_STEPS, "containment step")
         require_text(note, "note")
+        self.check_step_after_last(ctx, "the containment step")
         self._containment_step_taken(ctx, self.affected_profile_id, step, note)
 
     @event("ContainmentStepTaken")
@@ -179,23 +211,28 @@ class AccessIncident(AuditedAggregate):
     ) -> None:
         self.state = CONTAINED
         self.containment_steps.append(step)
+        self.last_step_at = ctx.occurred_at
 
     def resolve(self, ctx: CommandContext, is_security_staff: bool, findings: str) -> None:
         self.check_security_staff(ctx, is_security_staff)
         self.check_state({ACKNOWLEDGED, CONTAINED}, "resolved")
         require_text(findings, "findings", 4000)
+        self.check_step_after_last(ctx, "the resolution")
         self._resolved(ctx, self.affected_profile_id, findings)
 
     @event("Resolved")
     def _resolved(self, ctx: CommandContext, affected_profile_id: str, findings: str) -> None:
         self.state = RESOLVED
+        self.last_step_at = ctx.occurred_at
 
     def dismiss(self, ctx: CommandContext, is_security_staff: bool, findings: str) -> None:
         self.check_security_staff(ctx, is_security_staff)
         self.check_state({ACKNOWLEDGED, CONTAINED}, "dismissed")
         require_text(findings, "findings", 4000)
+        self.check_step_after_last(ctx, "the dismissal")
         self._dismissed(ctx, self.affected_profile_id, findings)
 
     @event("Dismissed")
     def _dismissed(self, ctx: CommandContext, affected_profile_id: str, findings: str) -> None:
         self.state = DISMISSED
+        self.last_step_at = ctx.occurred_at

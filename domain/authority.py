@@ -4,6 +4,10 @@ REGULATION.md: a platform administrator controls every chat of the school (2.3);
 controls the chats they created or were made owner or moderator of (2.4); a class teacher
 controls the class chat and parents' chat of each class assigned to them, plus their own
 chats (2.5). Students and parents moderate nothing.
+
+Callers build the ``ActorStanding`` and ``ChatControl`` as they held when the act occurred
+(``School.is_administrator(person, at)``, ``Chat.control_at(at)``, ...), so authority is
+judged at ``occurred_at``, not at recording time.
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
 """A chat or channel of the school, its membership, and the moderation done in it (2.3-2.5).
 
 Moderation actions are events of the chat they happen in: a blocked member is chat state
-(they cannot rejoin until unblocked), and the chat decides who controls it.
+(they cannot rejoin until unblocked), and the chat decides who controls it, at the time an
+act occurred (it keeps when each moderator's term began and ended), and who may be in it
+(``check_may_join``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Self
 from uuid import UUID
 
@@ -13,10 +17,12 @@ from eventsourcing.domain import event
 
 from sferum_audit.domain.authority import ActorStanding, ChatControl, authorities_over
 from sferum_audit.domain.base import AuditedAggregate, stable_id
-from sferum_audit.domain.context import CommandContext
+from sferum_audit.domain.context import CommandContext, check_not_before
 from sferum_audit.domain.errors import ActorNotPermitted, DomainError, InvalidValue
+from sferum_audit.domain.history import Term, held_at, last_moment, open_term
 from sferum_audit.domain.regulation import (
     CHAT_KINDS,
+    CLASS_CHAT,
     CLASS_TEACHER,
     CREATABLE_CHAT_KINDS,
     FREE_CHAT,
@@ -24,7 +30,9 @@ from sferum_audit.domain.regulation import (
     GROUNDS,
     INVITATION_ROLES,
     MODERATION_AUTHORITIES,
+    PARENTS_CHAT,
     ROLE_OF_AUTHORITY,
+    STAFF_ROOM,
     SUBJECT_CHAT,
     require_one_of,
     require_text,
@@ -85,6 +93,28 @@ class MemberBlocked(DomainError):
 
 class NotBlocked(DomainError):
     code = "member-not-blocked"
+
+
+class MembershipNotAllowed(ActorNotPermitted):
+    """The person may not be a member of this chat (see ``Chat.check_may_join``)."""
+
+    code = "membership-not-allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What decides whether a person may join a chat, as it held when they join.
+
+    ``role`` is their profile's role; ``student_class`` the class a student is enrolled in;
+    ``children_classes`` the classes of a parent's children; ``classes_taught`` the classes
+    whose class teacher they are.
+    """
+
+    person_id: str
+    role: str
+    student_class: str | None = None
+    children_classes: frozenset[str] = frozenset()
+    classes_taught: frozenset[str] = frozenset()
 
 
 class Chat(AuditedAggregate):
@@ -197,33 +227,80 @@ class Chat(AuditedAggregate):
         self.creator_id = creator_id
         self.owner_id = owner_id
         self.moderator_ids: set[str] = set()
+        self.moderator_terms: dict[str, list[Term]] = {}
         self.members: dict[str, str] = {}
         self.blocked: set[str] = set()
         self.archived = False
+        self.created_at = ctx.occurred_at
 
     # -- queries and guards ----------------------------------------------------------------
 
     @property
     def control(self) -> ChatControl:
+        return self.control_at(None)
+
+    def control_at(self, at: datetime | None) -> ChatControl:
+        """Who controls the chat at ``at`` (``None``: now): moderators of that time."""
+        moderators = {p for p, terms in self.moderator_terms.items() if held_at(terms, at)}
         return ChatControl(
             kind=self.kind,
             class_id=self.class_id,
             creator_id=self.creator_id,
             owner_id=self.owner_id,
-            moderator_ids=frozenset(self.moderator_ids),
+            moderator_ids=frozenset(moderators | (self.moderator_ids if at is None else set())),
         )
+
+    def check_existed_at(self, at: datetime) -> None:
+        check_not_before(at, self.created_at, f"chat {self.chat_id} was created")
 
     def check_open(self) -> None:
         if self.archived:
             raise ChatArchived(f"chat {self.chat_id} is archived")
 
+    def check_may_join(self, candidate: Candidate) -> None:
+        """Who may be a member (REGULATION.md, 2.2, 2.5, 2.7, 2.8):
+
+        - the staff room: teachers (administrators are teachers too), as teachers;
+        - a class chat: the class's students, their parents, and the class teacher;
+        - a parents' chat: the parents of the class's students, and the class teacher;
+        - any other chat bound to a class (a subject or free chat of the class): the
+          class's students, their parents, and teachers;
+        - the school channel and chats bound to no class: anyone of the school.
+        """
+        class_id = self.class_id
+        role = candidate.role
+        of_class = class_id is not None and (
+            candidate.student_class == class_id or class_id in candidate.children_classes
+        )
+        class_teacher = class_id is not None and class_id in candidate.classes_taught
+        if self.kind == STAFF_ROOM:
+            allowed, who = role == "teacher", "teachers"
+        elif self.kind == CLASS_CHAT:
+            allowed = of_class or class_teacher
+            who = f"students of class {class_id!r}, their parents and its class teacher"
+        elif self.kind == PARENTS_CHAT:
+            allowed = class_teacher or (role == "parent" and of_class)
+            who = f"parents of class {class_id!r} students and its class teacher"
+        elif class_id is not None:
+            allowed = of_class or role == "teacher"
+            who = f"students of class {class_id!r}, their parents and teachers"
+        else:
+            allowed, who = True, "anyone of the school"
+        if not allowed:
+            raise MembershipNotAllowed(
+                f"{candidate.person_id} ({role}) may not be a member of chat {self.chat_id}: "
+                f"it is for {who}"
+            )
+
     def check_controlled_by(self, ctx: CommandContext, standing: ActorStanding) -> frozenset[str]:
-        """The authorities under which the actor controls this chat; refuses if none."""
+        """The authorities under which the actor controls this chat when the act occurred;
+        refuses if none (``standing`` must be the actor's standing at that time)."""
         if ctx.actor_role in {"student", "parent"}:
             raise StudentsAndParentsDoNotModerate(
                 "students (2.7) and parents (2.8) do not moderate or manage chats"
             )
-        granted = authorities_over(self.control, standing)
+        self.check_existed_at(ctx.occurred_at)
+        granted = authorities_over(self.control_at(ctx.occurred_at), standing)
         if not granted:
             raise ChatNotUnderControl(
                 f"chat {self.chat_id} is not under the control of {ctx.actor_id}"
@@ -280,11 +357,14 @@ class Chat(AuditedAggregate):
         self.check_controlled_by(ctx, standing)
         if profile_id in self.moderator_ids:
             raise AlreadyMember(f"{profile_id} already moderates chat {self.chat_id}")
+        previous = last_moment(self.moderator_terms.get(profile_id))
+        check_not_before(ctx.occurred_at, previous, f"{profile_id}'s previous term ended")
         self._moderator_appointed(ctx, profile_id)
 
     @event("ModeratorAppointed")
     def _moderator_appointed(self, ctx: CommandContext, profile_id: str) -> None:
         self.moderator_ids.add(profile_id)
+        self.moderator_terms.setdefault(profile_id, []).append(Term(ctx.occurred_at))
 
     def remove_moderator(
         self, ctx: CommandContext, standing: ActorStanding, profile_id: str
@@ -292,11 +372,16 @@ class Chat(AuditedAggregate):
         self.check_controlled_by(ctx, standing)
         if profile_id not in self.moderator_ids:
             raise NotMember(f"{profile_id} does not moderate chat {self.chat_id}")
+        term = open_term(self.moderator_terms.get(profile_id))
+        check_not_before(ctx.occurred_at, term.start if term else None, "the appointment")
         self._moderator_removed(ctx, profile_id)
 
     @event("ModeratorRemoved")
     def _moderator_removed(self, ctx: CommandContext, profile_id: str) -> None:
         self.moderator_ids.discard(profile_id)
+        term = open_term(self.moderator_terms.get(profile_id))
+        if term is not None:
+            term.end = ctx.occurred_at
 
     def archive(self, ctx: CommandContext, standing: ActorStanding, reason: str) -> None:
         self.check_open()
@@ -313,16 +398,22 @@ class Chat(AuditedAggregate):
     def join(
         self,
         ctx: CommandContext,
-        profile_id: str,
+        candidate: Candidate,
         role: str,
         via: str,
         invitation_id: str | None = None,
     ) -> None:
-        """A profile joins with a role: by redeeming an invitation, by account link, or added
-        by someone who controls the chat (the caller checks who)."""
+        """A person joins with a role: by redeeming an invitation, by account link, or added
+        by someone who controls the chat (the caller checks who). Staff join the staff room
+        as teachers («учитель», 2.2, 2.5), whatever role their link named."""
         require_one_of(role, INVITATION_ROLES, "member role")
         require_one_of(via, JOIN_ROUTES, "join route")
+        self.check_existed_at(ctx.occurred_at)
+        profile_id = candidate.person_id
         self.check_can_join(profile_id)
+        self.check_may_join(candidate)
+        if self.kind == STAFF_ROOM:
+            role = "teacher"
         self._member_joined(ctx, profile_id, role, via, invitation_id)
 
     @event("MemberJoined")

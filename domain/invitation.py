@@ -1,7 +1,9 @@
 """An invitation link to join one chat in one role (2.3, 2.4, 2.5).
 
 Issued by an administrator, or by a teacher for a chat under their control; redeemed once
-by one profile; annulled while unused, for information security (2.3); or expired.
+by one profile whose own role the link names («в соответствующей пользовательской роли»,
+2.3); annulled while unused, for information security (2.3); or expired. Each step is
+dated no earlier than the issue.
 """
 
 from __future__ import annotations
@@ -14,9 +16,23 @@ from eventsourcing.domain import event
 
 from sferum_audit.domain.authority import ActorStanding
 from sferum_audit.domain.base import AuditedAggregate, stable_id
-from sferum_audit.domain.context import CommandContext
+from sferum_audit.domain.context import CommandContext, check_step_order
 from sferum_audit.domain.errors import ActorNotPermitted, DomainError, InvalidValue
-from sferum_audit.domain.regulation import INVITATION_ROLES, require_one_of, require_text
+from sferum_audit.domain.regulation import (
+    CLASS_CHAT,
+    INVITATION_ROLES,
+    PARENTS_CHAT,
+    STAFF_ROOM,
+    require_one_of,
+    require_text,
+)
+
+# The roles a link to a chat of each kind may name; other kinds take every role.
+ROLES_FOR_CHAT: dict[str, frozenset[str]] = {
+    STAFF_ROOM: frozenset({"teacher", "administrator"}),
+    CLASS_CHAT: frozenset({"student", "parent", "teacher"}),
+    PARENTS_CHAT: frozenset({"parent", "teacher"}),
+}
 
 ISSUED = "issued"
 REDEEMED = "redeemed"
@@ -42,6 +58,19 @@ class MayNotIssueInvitation(ActorNotPermitted):
     code = "may-not-issue-invitation"
 
 
+class InvitationRoleNotForChat(InvalidValue):
+    """A link's role must suit its chat: staff room links are for teachers, ..."""
+
+    code = "invitation-role-not-for-chat"
+
+
+class InvitationRoleMismatch(ActorNotPermitted):
+    """A link is redeemed only by a person in the role it names (2.3): a student cannot use
+    a teacher's link; an administrator's link needs a teacher who is an administrator."""
+
+    code = "invitation-role-mismatch"
+
+
 class Invitation(AuditedAggregate):
     """A link with a status: issued, then redeemed, annulled or expired (never back)."""
 
@@ -60,11 +89,18 @@ class Invitation(AuditedAggregate):
         chat_id: str,
         role: str,
         expires_at: datetime,
+        chat_kind: str,
     ) -> Self:
         """Issues a link. ``chat_authorities`` are the authorities under which the issuer
-        controls the chat (see ``Chat.check_controlled_by``)."""
+        controls the chat when the act occurred (see ``Chat.check_controlled_by``)."""
         require_text(invitation_id, "invitation id", 100)
         require_one_of(role, INVITATION_ROLES, "invitation role")
+        suitable = ROLES_FOR_CHAT.get(chat_kind, INVITATION_ROLES)
+        if role not in suitable:
+            raise InvitationRoleNotForChat(
+                f"a link to the {chat_kind} chat {chat_id} cannot name the role {role!r}; "
+                f"it may name: {', '.join(sorted(suitable))}"
+            )
         if expires_at.tzinfo is None:
             raise InvalidValue("expires_at must be timezone-aware")
         if expires_at <= ctx.occurred_at:
@@ -108,6 +144,22 @@ class Invitation(AuditedAggregate):
         self.issuer_id = ctx.actor_id
         self.status = ISSUED
         self.redeemed_by: str | None = None
+        self.issued_at = ctx.occurred_at
+
+    def check_role_fits(self, profile_id: str, profile_role: str, is_administrator: bool) -> None:
+        """The redeemer holds the link's role: their profile's role, and for an
+        administrator's link a teacher who is a platform administrator at that time."""
+        if self.role == "administrator":
+            fits = profile_role == "teacher" and is_administrator
+        else:
+            fits = profile_role == self.role
+        if not fits:
+            raise InvitationRoleMismatch(
+                f"invitation {self.invitation_id} names the role {self.role!r}; {profile_id} "
+                f"has a {profile_role} profile"
+                f"{' and is an administrator' if is_administrator else ''} and may not use it "
+                "(2.3: links are sent to each person in their own role)"
+            )
 
     def check_redeemable(self, at: datetime) -> None:
         if self.status != ISSUED:
@@ -117,11 +169,16 @@ class Invitation(AuditedAggregate):
                 f"invitation {self.invitation_id} expired at {self.expires_at.isoformat()}"
             )
 
-    def redeem(self, ctx: CommandContext, profile_id: str) -> None:
-        """Redeemed once, by one profile (the caller makes the profile join the chat)."""
+    def redeem(
+        self, ctx: CommandContext, profile_id: str, profile_role: str, is_administrator: bool
+    ) -> None:
+        """Redeemed once, by one profile in the link's role (the caller makes the profile
+        join the chat). A refused redemption leaves the link issued, so it can be annulled."""
         self.check_redeemable(ctx.occurred_at)
+        check_step_order(ctx.occurred_at, self.issued_at, "the redemption", "the issue")
         if ctx.actor_id != profile_id:
             raise ActorNotPermitted("an invitation is redeemed by the profile that joins")
+        self.check_role_fits(profile_id, profile_role, is_administrator)
         self._redeemed(ctx, profile_id)
 
     @event("Redeemed")
@@ -138,6 +195,7 @@ class Invitation(AuditedAggregate):
             raise InvitationNotUsable(
                 f"invitation {self.invitation_id} is {self.status}; only unused links are annulled"
             )
+        check_step_order(ctx.occurred_at, self.issued_at, "the annulment", "the issue")
         self._annulled(ctx, reason)
 
     @event("Annulled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Self
 from uuid import UUID
 
@@ -10,6 +11,7 @@ from eventsourcing.domain import event
 from sferum_audit.domain.base import AuditedAggregate, stable_id
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import ActorNotPermitted, DomainError
+from sferum_audit.domain.history import Term, held_at, open_term
 from sferum_audit.domain.regulation import PROFILE_ROLES, require_one_of, require_text
 
 
@@ -81,8 +83,17 @@ class Profile(AuditedAggregate):
         self.children = list(children)
         self.elzhur_account_id: str | None = None
         self.left_school = False
+        self.registered_at = ctx.occurred_at
+        self.absences: list[Term] = []  # from leaving the school to returning to it
 
     # -- queries and guards ----------------------------------------------------------------
+
+    def active_at(self, at: datetime | None = None) -> bool:
+        """Whether the profile existed and its holder was at the school at ``at``
+        (``None``: now)."""
+        if at is None:
+            return not self.left_school
+        return self.registered_at <= at and not held_at(self.absences, at)
 
     def is_parent_of(self, profile_id: str) -> bool:
         return self.role == "parent" and profile_id in self.children
@@ -136,6 +147,7 @@ class Profile(AuditedAggregate):
     @event("LeftSchool")
     def _left_school(self, ctx: CommandContext) -> None:
         self.left_school = True
+        self.absences.append(Term(ctx.occurred_at))
 
     def mark_returned_to_school(self, ctx: CommandContext) -> None:
         """The school admitted this person again after they had left (2.3)."""
@@ -144,3 +156,6 @@ class Profile(AuditedAggregate):
     @event("ReturnedToSchool")
     def _returned_to_school(self, ctx: CommandContext) -> None:
         self.left_school = False
+        absence = open_term(self.absences)
+        if absence is not None:
+            absence.end = ctx.occurred_at

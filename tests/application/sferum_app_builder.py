@@ -98,14 +98,22 @@ class SchoolBuilder:
         return result
 
     def refused(self, command_type: str, actor: As, **fields: Any) -> str:
-        """Sends a command that must be refused; returns the error code, checks no events."""
-        before = self.app.recorder.max_notification_id()
+        """Sends a command that must be refused; returns the error code, checks that only
+        the receipt of the refusal was stored."""
+        before = self.app.recorder.max_notification_id() or 0
         result = self.send(command_type, actor, **fields)
         assert result.status == "rejected", (command_type, actor, result)
         assert result.events == ()
-        assert self.app.recorder.max_notification_id() == before
         assert result.error_code is not None
+        assert self.new_event_types(before) == ["CommandReceipt.Refused"], result
         return result.error_code
+
+    def new_event_types(self, after: int) -> list[str]:
+        """The types (``Aggregate.Event``) of the events stored after position ``after``."""
+        return [
+            n.topic.rsplit(":", 1)[-1]
+            for n in self.app.recorder.select_notifications(after + 1, 1000)
+        ]
 
     def batch_ok(self, commands: Iterable[Command]) -> list[CommandResult]:
         results = self.app.handle_batch(list(commands))
@@ -203,6 +211,13 @@ class SchoolBuilder:
         ]
         self.batch_ok(commands)
         return self
+
+    def teaching_staff(self, person_id: str, name: str = "Новый педагог") -> str:
+        """A teacher who joined the platform: a teacher profile and a place on the staff
+        roster, so they may be appointed administrator (2.2, 2.3)."""
+        self.ok("register-profile", ADMIN, profile_id=person_id, role="teacher", display_name=name)
+        self.ok("admit-person", ADMIN, person_id=person_id, roster_role="staff")
+        return person_id
 
     def add(self, chat_id: str, *profile_ids: str, actor: As = ADMIN) -> None:
         for profile_id in profile_ids:

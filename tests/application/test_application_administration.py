@@ -153,7 +153,9 @@ def test_removing_administrators_keeps_at_least_one(school: SchoolBuilder) -> No
         school.refused("remove-administrator", ADMIN, person_id=ADMIN.id, reason="ухожу")
         == "last-administrator"
     )
-    school.ok("appoint-administrator", ADMIN, person_id="adm2", order_ref="приказ")
+    school.ok(
+        "appoint-administrator", ADMIN, person_id=school.teaching_staff("adm2"), order_ref="1"
+    )
     school.ok("remove-administrator", As("adm2", "administrator"), person_id=ADMIN.id, reason="ок")
     assert school.school().state.administrators == {"adm2"}
 

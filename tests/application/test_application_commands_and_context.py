@@ -126,7 +126,9 @@ def _invitation(school: SchoolBuilder) -> None:
 
 
 def _second_admin(school: SchoolBuilder) -> None:
-    school.ok("appoint-administrator", ADMIN, person_id="adm2", order_ref="приказ")
+    school.ok(
+        "appoint-administrator", ADMIN, person_id=school.teaching_staff("adm2"), order_ref="1"
+    )
 
 
 def _linked(school: SchoolBuilder) -> None:

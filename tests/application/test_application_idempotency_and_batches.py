@@ -6,13 +6,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sferum_app_builder import ADMIN, CLASS_TEACHER, STUDENT, STUDENT_6B, T0, TEACHER, SchoolBuilder
+from sferum_app_builder import (
+    ADMIN,
+    CLASS_TEACHER,
+    PARENT,
+    STUDENT,
+    STUDENT_6B,
+    T0,
+    TEACHER,
+    SchoolBuilder,
+)
 
 from sferum_audit.application import handlers
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.commands import parse_command
 from sferum_audit.application.settings import Settings
-from sferum_audit.domain.chat import Chat
+from sferum_audit.domain.chat import Candidate, Chat
 from sferum_audit.domain.errors import DomainError
 
 
@@ -120,7 +129,9 @@ def test_a_batch_mixing_an_earlier_recorded_command_with_new_ones(school: School
     assert results[0].events[0].position > first.events[0].position
 
 
-def test_refused_command_is_not_remembered_and_can_be_sent_again(school: SchoolBuilder) -> None:
+def test_a_refused_command_id_keeps_its_refusal_after_the_rules_would_allow_it(
+    school: SchoolBuilder,
+) -> None:
     raw = school.raw(
         "remove-content",
         TEACHER("class-teacher"),
@@ -131,10 +142,82 @@ def test_refused_command_is_not_remembered_and_can_be_sent_again(school: SchoolB
         author_id=STUDENT_6B.id,
         reason="нарушение закона",
     )
-    assert school.app.handle(parse_command(raw)).error_code == "chat-not-under-control"
+    first = school.app.handle(parse_command(raw))
+    assert (first.error_code, first.repeat) == ("chat-not-under-control", False)
     school.ok("release-class-teacher", ADMIN, class_id="6b")
     school.ok("assign-class-teacher", ADMIN, class_id="6b", teacher_id=TEACHER.id)
-    assert school.app.handle(parse_command(raw)).status == "recorded"
+    top = school.app.recorder.max_notification_id()
+
+    again = school.app.handle(parse_command(raw))
+
+    assert (again.status, again.error_code, again.error_message) == (
+        "rejected",
+        first.error_code,
+        first.error_message,
+    )
+    assert again.repeat
+    assert again.as_dict() == first.as_dict()
+    assert school.app.recorder.max_notification_id() == top
+
+
+def test_a_different_command_under_a_refused_id_is_refused_as_a_reused_id(
+    school: SchoolBuilder,
+) -> None:
+    raw = removal(school, chat_id="class-6b")
+    assert school.app.handle(parse_command(raw)).error_code == "chat-not-under-control"
+    other = parse_command(raw | {"chat_id": "class-5a"})
+    top = school.app.recorder.max_notification_id()
+
+    result = school.app.handle(other)
+
+    assert (result.error_code, result.repeat) == ("command-id-reused", False)
+    assert school.app.recorder.max_notification_id() == top
+
+
+def test_a_refused_command_id_keeps_its_refusal_after_a_restart(
+    school: SchoolBuilder, settings: Settings
+) -> None:
+    raw = removal(school, chat_id="class-6b")
+    first = school.app.handle(parse_command(raw))
+    fresh = build_audit_log(settings)
+    try:
+        again = fresh.handle(parse_command(raw))
+    finally:
+        fresh.close()
+    assert (again.error_code, again.error_message, again.repeat) == (
+        first.error_code,
+        first.error_message,
+        True,
+    )
+
+
+def test_a_refused_command_repeated_inside_its_batch_is_a_repeat(school: SchoolBuilder) -> None:
+    command = parse_command(removal(school, chat_id="class-6b"))
+    top = school.app.recorder.max_notification_id() or 0
+
+    first, second = school.app.handle_batch([command, command])
+
+    assert (first.error_code, first.repeat) == ("chat-not-under-control", False)
+    assert (second.error_code, second.repeat) == ("chat-not-under-control", True)
+    assert school.new_event_types(top) == ["CommandReceipt.Refused"]
+
+
+def test_a_retried_refusal_never_reaches_the_audit_trail_of_views(school: SchoolBuilder) -> None:
+    """A refused removal whose chat appears later stays refused: never both in the
+    rejections and in the audit trail."""
+    raw = removal(school, chat_id="later-chat")
+    assert school.app.handle(parse_command(raw)).error_code == "unknown-chat"
+    school.ok(
+        "create-chat",
+        CLASS_TEACHER,
+        chat_id="later-chat",
+        kind="free",
+        title="Проект",
+        purpose="project",
+    )
+    top = school.app.recorder.max_notification_id() or 0
+    assert school.app.handle(parse_command(raw)).status == "rejected"
+    assert school.new_event_types(top) == []
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -146,6 +229,7 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
         school.command("create-class", ADMIN, class_id="7v", name="7В"),
         school.command("assign-class-teacher", ADMIN, class_id="7v", teacher_id=TEACHER.id),
         school.command("appoint-administrator", TEACHER, person_id=TEACHER.id, order_ref="сам"),
+        school.command("transfer-student", ADMIN, person_id=STUDENT.id, to_class_id="7v"),
         school.command("add-member", ADMIN, chat_id="class-7v", profile_id=STUDENT.id),
         school.command(
             "warn-about-liability",
@@ -164,6 +248,7 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
         ("rejected", "not-administrator"),
         ("recorded", None),
         ("recorded", None),
+        ("recorded", None),
     ]
     recorded = [r for r in results if r.status == "recorded"]
     positions = [e.position for r in recorded for e in r.events]
@@ -173,6 +258,7 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
         "Chat.Created",
         "Chat.Created",
         "School.ClassTeacherAssigned",
+        "School.StudentTransferred",
         "Chat.MemberJoined",
         "Chat.LiabilityWarned",
     ]
@@ -180,13 +266,16 @@ def test_refused_command_in_the_middle_does_not_take_the_batch_down(school: Scho
 
     log = school.app.recorder.select_notifications(top + 1, 100)
     in_log = [n.topic.rsplit(":", 1)[1] for n in log]
-    assert [t for t in in_log if t != "CommandReceipt.Recorded"] == expected_types
-    assert in_log.count("CommandReceipt.Recorded") == 4
+    assert [t for t in in_log if not t.startswith("CommandReceipt.")] == expected_types
+    assert in_log.count("CommandReceipt.Recorded") == 5
+    assert in_log.count("CommandReceipt.Refused") == 1
     assert [n.id for n in log] == list(range(top + 1, top + 1 + len(log)))
 
 
-def test_batch_of_only_refused_commands_records_nothing(school: SchoolBuilder) -> None:
-    top = school.app.recorder.max_notification_id()
+def test_batch_of_only_refused_commands_records_only_their_refusals(
+    school: SchoolBuilder,
+) -> None:
+    top = school.app.recorder.max_notification_id() or 0
     results = school.app.handle_batch(
         [
             school.command("create-class", TEACHER, class_id="7v", name="7В"),
@@ -194,7 +283,7 @@ def test_batch_of_only_refused_commands_records_nothing(school: SchoolBuilder) -
         ]
     )
     assert [r.error_code for r in results] == ["not-administrator", "class-already-exists"]
-    assert school.app.recorder.max_notification_id() == top
+    assert school.new_event_types(top) == ["CommandReceipt.Refused"] * 2
 
 
 def test_a_refused_command_that_had_changed_state_is_undone_and_the_rest_recorded(
@@ -204,7 +293,7 @@ def test_a_refused_command_that_had_changed_state_is_undone_and_the_rest_recorde
 
     def half_done(uow, cmd, ctx) -> None:
         chat = handlers.chat_of(uow, handlers.school_of(uow, cmd), cmd.chat_id)
-        chat.join(ctx, "intruder", "student", "added")
+        chat.join(ctx, Candidate("intruder", "student", student_class="5a"), "student", "added")
         raise DomainError("changed its mind after changing state")
 
     monkeypatch.setitem(handlers.HANDLERS, "leave-chat", half_done)
@@ -212,7 +301,7 @@ def test_a_refused_command_that_had_changed_state_is_undone_and_the_rest_recorde
         [
             school.command("add-member", ADMIN, chat_id="class-5a", profile_id=STUDENT.id),
             school.command("leave-chat", STUDENT, chat_id="class-5a"),
-            school.command("add-member", ADMIN, chat_id="class-5a", profile_id=STUDENT_6B.id),
+            school.command("add-member", ADMIN, chat_id="class-5a", profile_id=PARENT.id),
         ]
     )
     assert [(r.status, r.error_code) for r in results] == [
@@ -221,7 +310,7 @@ def test_a_refused_command_that_had_changed_state_is_undone_and_the_rest_recorde
         ("recorded", None),
     ]
     chat: Chat = school.chat("class-5a")
-    assert chat.members == {STUDENT.id: "student", STUDENT_6B.id: "student"}
+    assert chat.members == {STUDENT.id: "student", PARENT.id: "parent"}
     assert [e.version for r in (results[0], results[2]) for e in r.events] == [
         chat.version - 1,
         chat.version,

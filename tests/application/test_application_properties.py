@@ -395,6 +395,7 @@ class Run:
     sent: list[dict[str, Any]] = field(default_factory=list)
     recorded: dict[str, CommandResult] = field(default_factory=dict)
     recorded_ids: set[str] = field(default_factory=set)
+    refused: dict[str, CommandResult] = field(default_factory=dict)
     erased: set[str] = field(default_factory=set)
 
     def raw(
@@ -452,7 +453,9 @@ class Run:
         if result.status == "rejected":
             assert result.error_code, result
             assert result.events == ()
-            assert (self.app.recorder.max_notification_id() or 0) == top
+            assert not result.repeat
+            assert (self.app.recorder.max_notification_id() or 0) == top + 1  # its receipt
+            self.refused[result.command_id] = result
         elif result.status == "recorded":
             assert result.events, result
             positions = [e.position for e in result.events]
@@ -475,12 +478,14 @@ class Run:
         if first is not None:
             assert again.status == "duplicate", (first, again)
             assert again.events == first.events
-            assert self.app.recorder.max_notification_id() == top
-        else:
-            assert again.status in {"recorded", "rejected"}  # refusals are not remembered
-            if again.status == "recorded":
-                self.recorded_ids.add(again.command_id)
-                self.recorded[again.command_id] = again
+        else:  # the first answer was a refusal, and stays the answer (repeated, not new)
+            refusal = self.refused[raw["command_id"]]
+            assert (again.status, again.repeat) == ("rejected", True), again
+            assert (again.error_code, again.error_message) == (
+                refusal.error_code,
+                refusal.error_message,
+            )
+        assert self.app.recorder.max_notification_id() == top
 
 
 def set_up(run: Run) -> None:
@@ -601,8 +606,38 @@ def is_security_staff(school: School, profile: Profile | None, ctx: CommandConte
     )
 
 
+def may_be_member(school: School, chat: Chat, profile: Profile, role: str) -> bool:
+    """REGULATION.md: a class's class chat and parents' chat are for that class's students
+    and their parents (and its class teacher); staff join the staff room as teachers; a
+    chat bound to a class takes its students, their parents and teachers."""
+
+    def class_of(person: str) -> str | None:
+        entry = school.state.roster.get(person)
+        return entry.class_id if entry is not None else None
+
+    of_class = chat.class_id is not None and (
+        (profile.role == "student" and class_of(profile.profile_id) == chat.class_id)
+        or (
+            profile.role == "parent" and any(class_of(k) == chat.class_id for k in profile.children)
+        )
+    )
+    teaches = any(
+        c.class_teacher_id == profile.profile_id and c.class_id == chat.class_id
+        for c in school.state.classes.values()
+    )
+    if chat.kind == "staff-room":
+        return profile.role == "teacher" and role == "teacher"
+    if chat.kind == "class":
+        return of_class or teaches
+    if chat.kind == "parents":
+        return teaches or (of_class and profile.role == "parent")
+    if chat.class_id is not None:
+        return of_class or profile.role == "teacher"
+    return True
+
+
 def replay_and_check(
-    app: AuditLog, recorded_ids: set[str], erased: set[str]
+    app: AuditLog, recorded_ids: set[str], erased: set[str], refused_ids: set[str]
 ) -> dict[UUID, AuditedAggregate]:
     """Applies every stored event in log order, checking each against the state before it."""
     aggregates: dict[UUID, AuditedAggregate] = {}
@@ -618,6 +653,10 @@ def replay_and_check(
         assert ctx.correlation_id == ctx.command_id
         assert ctx.occurred_at.tzinfo is not None
         assert event.timestamp.tzinfo is not None
+        if isinstance(event, CommandReceipt.Refused):
+            assert ctx.command_id in refused_ids, ctx.command_id
+            assert ctx.command_id not in recorded_ids
+            continue
         assert ctx.command_id in recorded_ids, ctx.command_id
         target = aggregates.get(event.originator_id)
         school = aggregates.get(school_id)
@@ -636,11 +675,22 @@ def replay_and_check(
             joined = aggregates.get(Profile.create_id(event.profile_id))
             assert isinstance(joined, Profile)
             assert not joined.left_school, "someone who left the school joined a chat"
+            assert isinstance(school, School)
+            assert may_be_member(school, target, joined, event.role), (target.chat_id, event)
+            assert ctx.occurred_at >= target.created_at
         if isinstance(target, Invitation):
             if name == "Redeemed":
                 redemptions[event.originator_id] += 1
                 assert target.status == "issued"
                 assert ctx.occurred_at < target.expires_at
+                assert ctx.occurred_at >= target.issued_at
+                assert isinstance(actor_profile, Profile)
+                assert isinstance(school, School)
+                if target.role == "administrator":
+                    assert actor_profile.role == "teacher"
+                    assert ctx.actor_id in school.state.administrators
+                else:
+                    assert actor_profile.role == target.role, (target.role, actor_profile.role)
             if name == "Annulled":
                 assert isinstance(school, School)
                 assert ctx.actor_id in school.state.administrators
@@ -650,6 +700,15 @@ def replay_and_check(
         if isinstance(target, School) and name in SCHOOL_ACTS_OF_2_3:
             assert ctx.actor_id in target.state.administrators, (name, ctx)
             assert ctx.actor_role == "administrator", (name, ctx)
+            assert ctx.occurred_at >= target.registered_at
+        if isinstance(target, School) and name == "AdministratorAppointed":
+            appointed = aggregates.get(Profile.create_id(event.person_id))
+            entry = target.state.roster.get(event.person_id)
+            assert entry is not None, "appointed from outside the roster"
+            assert entry.role == "staff", "appointed from outside the staff"
+            assert isinstance(appointed, Profile)
+            assert appointed.role == "teacher"
+            assert not appointed.left_school
         if name == "Registered" and event.originator_id == Profile.create_id(
             getattr(event, "profile_id", "")
         ):
@@ -692,6 +751,7 @@ def check_incident_event(
     after = INCIDENT_STATE_AFTER[name]
     assert incident.state in INCIDENT_MAY_FOLLOW[after], f"{incident.state} -> {after}"
     assert INCIDENT_STATES.index(after) >= INCIDENT_STATES.index(incident.state)
+    assert event.ctx.occurred_at >= incident.last_step_at, "a step dated before the one before"
 
 
 def check_final_state(app: AuditLog, replayed: dict[UUID, AuditedAggregate]) -> None:
@@ -767,7 +827,10 @@ def test_random_command_sequences_keep_every_invariant(
                 for cid in run.recorded_ids
             }
             assert receipts == run.recorded_ids
-            replayed = replay_and_check(fresh, run.recorded_ids, run.erased)
+            for command_id, refusal in run.refused.items():
+                receipt = fresh.repository.get(CommandReceipt.create_id(command_id))
+                assert receipt.error_code == refusal.error_code
+            replayed = replay_and_check(fresh, run.recorded_ids, run.erased, set(run.refused))
             check_final_state(fresh, replayed)
         finally:
             fresh.close()

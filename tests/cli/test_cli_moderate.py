@@ -84,7 +84,7 @@ def test_a_moderator_outside_their_chats_is_refused_and_nothing_is_recorded(
     assert result.stderr.strip() == (
         f"refused: chat-not-under-control: chat class-7b is not under the control of {school}-t-1"
     )
-    assert max_position(audit_log) == before
+    assert max_position(audit_log) == before + 1  # the receipt of the refusal, nothing else
 
 
 def test_block_then_unblock_a_member_lets_them_rejoin(cli: Cli, loaded_school: str) -> None:
@@ -178,3 +178,40 @@ def test_a_parent_reports_for_their_child_but_not_for_another(cli: Cli, loaded_s
     assert own_child.exit_code == 0, own_child.output
     assert other_child.exit_code == 1
     assert other_child.stderr.startswith("refused: not-account-holder-or-parent:")
+
+
+def test_a_retried_friendly_command_without_at_answers_already_recorded(
+    cli: Cli, audit_log: AuditLog, loaded_school: str
+) -> None:
+    school = loaded_school
+    args = ["moderate", "remove-content", "--school", school, "--chat", "class-5a"]
+    args += ["--moderator", f"{school}-t-1", "--authority", "2.5", "--ground", "4.2.4"]
+    args += ["--message", "m-retry", "--author", f"{school}-s-02", "--reason", "Грубость"]
+    args += ["--command-id", "my-cmd-1"]
+    first = cli(*args)
+    before = max_position(audit_log)
+
+    again = cli(*args)
+
+    assert first.exit_code == 0, first.output
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith("already recorded (same command id)")
+    assert max_position(audit_log) == before
+
+
+def test_a_retried_access_report_without_incident_or_at_names_the_same_incident(
+    cli: Cli, audit_log: AuditLog, loaded_school: str
+) -> None:
+    school = loaded_school
+    args = ["report-access", "--school", school, "--reporter", f"{school}-s-05"]
+    args += ["--noticed-at", "2024-12-09T07:00+02:00", "--how", "уведомление"]
+    args += ["--description", "Чужой вход", "--command-id", "report-once"]
+    first = cli(*args)
+    before = max_position(audit_log)
+
+    again = cli(*args)
+
+    assert first.exit_code == 0, first.output
+    assert again.stdout.startswith("already recorded (same command id)")
+    assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]  # incident id
+    assert max_position(audit_log) == before

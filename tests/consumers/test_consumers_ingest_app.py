@@ -102,22 +102,28 @@ def test_another_writer_is_seen_by_the_next_batch(
     for batch in batches(school[:4], 10):
         assert all(r.accepted for r in ingest.handle_batch(batch))
     admin = school[1]["actor"]["id"]
-    appoint = dict(
-        school[1],
-        command_id=f"appoint-{unique}",
-        type="appoint-administrator",
-        person_id=f"adm2-{unique}",
-        order_ref="No. 2",
-    )
-    appoint.pop("class_id")
-    appoint.pop("name")
-    assert plain.handle(parse_command(appoint)).status == "recorded"  # not via the ingest
+    at = school[3]["occurred_at"]
+    envelope = {
+        "school_id": school[0]["school_id"],
+        "actor": {"id": admin, "role": "administrator"},
+        "occurred_at": at,
+    }
+    new_admin = f"adm2-{unique}"  # appointed from the teaching staff (2.2, 2.3)
+    for command in (
+        {"type": "register-profile", "profile_id": new_admin, "role": "teacher"}
+        | {"display_name": "Второй администратор"},
+        {"type": "admit-person", "person_id": new_admin, "roster_role": "staff"},
+        {"type": "appoint-administrator", "person_id": new_admin, "order_ref": "No. 2"},
+    ):
+        command |= envelope | {"command_id": f"{command['type']}-{unique}"}
+        assert plain.handle(parse_command(command)).status == "recorded"  # not via the ingest
     by_new_admin = dict(
         school[1],
         command_id=f"class-{unique}",
         class_id="6b",
         name="6Б",
-        actor={"id": f"adm2-{unique}", "role": "administrator"},
+        actor={"id": new_admin, "role": "administrator"},
+        occurred_at=at,
     )
     [result] = ingest.handle_batch([parse_command(by_new_admin)])
     assert result.status == "recorded", result.error_message

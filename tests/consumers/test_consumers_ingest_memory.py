@@ -301,3 +301,21 @@ def test_the_command_mix_is_valid_in_its_order(app: AuditLog, unique: str) -> No
     mix = school_commands(f"s-{unique}", students=3, moderations=10)
     results = app.handle_batch([parse_command(c) for c in mix])
     assert [r.status for r in results] == ["recorded"] * len(mix)
+
+
+async def test_a_refused_command_sent_again_is_answered_alike_and_kept_once(
+    broker: tuple[NatsBroker, list[dict[str, Any]]], app: AuditLog, unique: str
+) -> None:
+    test_broker, answers = broker
+    school = school_commands(f"s-{unique}")
+    await send(test_broker, school[0])
+    add_to_unknown_chat = dict(school[7], command_id=f"bad-{unique}", chat_id="no-such-chat")
+    await send(test_broker, add_to_unknown_chat)
+    await test_broker.publish(  # the same command again, under a new Nats-Msg-Id
+        json.dumps(add_to_unknown_chat).encode(),
+        stored_subject(add_to_unknown_chat["school_id"], add_to_unknown_chat["type"]),
+        headers={"reply_to": INBOX, "Nats-Msg-Id": f"again-{unique}"},
+    )
+    assert answers[-1] == answers[-2]
+    assert answers[-1]["error"]["code"] == "unknown-chat"
+    assert [k["command_id"] for k in rejected_commands(app)] == [f"bad-{unique}"]

@@ -6,7 +6,7 @@ import itertools
 from datetime import datetime, timedelta, timezone
 
 from sferum_audit.domain.authority import ActorStanding
-from sferum_audit.domain.chat import Chat
+from sferum_audit.domain.chat import Candidate, Chat
 from sferum_audit.domain.context import CommandContext
 
 KALININGRAD = timezone(timedelta(hours=2))
@@ -84,3 +84,13 @@ def teacher_chat(owner: str = "teacher-ivanova", chat_id: str = "math-5a") -> Ch
         class_id="5a",
         subject="math",
     )
+
+
+def candidate(person_id: str, role: str, class_id: str = "5a") -> Candidate:
+    """A person who may join the chats of ``class_id``: a student of it, a parent of one of
+    its students, or a teacher (an administrator joins as the teacher they are)."""
+    if role == "student":
+        return Candidate(person_id, "student", student_class=class_id)
+    if role == "parent":
+        return Candidate(person_id, "parent", children_classes=frozenset({class_id}))
+    return Candidate(person_id, "teacher", classes_taught=frozenset({class_id}))

@@ -9,6 +9,7 @@ from domain_factories import (
     SCHOOL,
     STUDENT,
     TEACHER,
+    candidate,
     class_chat,
     ctx,
     standing,
@@ -22,7 +23,7 @@ from sferum_audit.domain.errors import DomainError
 def chat_with(*members: str) -> Chat:
     chat = class_chat()
     for member in members:
-        chat.join(ctx("adm", "administrator"), member, "student", "added")
+        chat.join(ctx("adm", "administrator"), candidate(member, "student"), "student", "added")
     chat.collect_events()
     return chat
 
@@ -38,7 +39,13 @@ def unblock(chat: Chat, member: str) -> None:
 def test_member_joins_with_the_given_role_and_route() -> None:
     chat = class_chat()
     chat.collect_events()
-    chat.join(ctx("parent-olga", "parent"), "parent-olga", "parent", "invitation", "inv-1")
+    chat.join(
+        ctx("parent-olga", "parent"),
+        candidate("parent-olga", "parent"),
+        "parent",
+        "invitation",
+        "inv-1",
+    )
     assert chat.members == {"parent-olga": "parent"}
     event = chat.collect_events()[-1]
     assert (event.role, event.via, event.invitation_id) == ("parent", "invitation", "inv-1")
@@ -47,7 +54,9 @@ def test_member_joins_with_the_given_role_and_route() -> None:
 def test_a_member_cannot_join_twice() -> None:
     chat = chat_with("student-kolya")
     with pytest.raises(DomainError) as refused:
-        chat.join(ctx("adm", "administrator"), "student-kolya", "student", "added")
+        chat.join(
+            ctx("adm", "administrator"), candidate("student-kolya", "student"), "student", "added"
+        )
     assert refused.value.code == "already-member"
 
 
@@ -55,7 +64,7 @@ def test_a_member_cannot_join_twice() -> None:
 def test_unknown_member_role_or_route_is_refused(role: str, via: str) -> None:
     chat = class_chat()
     with pytest.raises(DomainError) as refused:
-        chat.join(ctx("adm", "administrator"), "x", role, via)
+        chat.join(ctx("adm", "administrator"), candidate("x", role), role, via)
     assert refused.value.code == "invalid-value"
 
 
@@ -66,10 +75,20 @@ def test_blocked_member_leaves_the_chat_and_cannot_rejoin_until_unblocked() -> N
     assert chat.blocked == {"student-kolya"}
     for via in ("invitation", "added", "account-link"):
         with pytest.raises(DomainError) as refused:
-            chat.join(ctx("student-kolya", "student"), "student-kolya", "student", via)
+            chat.join(
+                ctx("student-kolya", "student"),
+                candidate("student-kolya", "student"),
+                "student",
+                via,
+            )
         assert refused.value.code == "member-blocked"
     unblock(chat, "student-kolya")
-    chat.join(ctx("student-kolya", "student"), "student-kolya", "student", "invitation")
+    chat.join(
+        ctx("student-kolya", "student"),
+        candidate("student-kolya", "student"),
+        "student",
+        "invitation",
+    )
     assert chat.members == {"student-kolya": "student"}
     assert chat.blocked == set()
 
@@ -83,7 +102,9 @@ def test_only_a_member_can_be_blocked() -> None:
 
 def test_a_moderator_cannot_block_themselves() -> None:
     chat = class_chat()
-    chat.join(ctx("adm", "administrator"), "adm", "administrator", "added")
+    chat.join(
+        ctx("adm", "administrator"), candidate("adm", "administrator"), "administrator", "added"
+    )
     with pytest.raises(DomainError) as refused:
         block(chat, "adm")
     assert refused.value.code == "invalid-value"
@@ -133,7 +154,9 @@ def test_archived_chat_cannot_be_joined() -> None:
     chat = class_chat()
     chat.archive(ctx("adm", "administrator"), ADMIN, "конец года")
     with pytest.raises(DomainError) as refused:
-        chat.join(ctx("adm", "administrator"), "student-kolya", "student", "added")
+        chat.join(
+            ctx("adm", "administrator"), candidate("student-kolya", "student"), "student", "added"
+        )
     assert refused.value.code == "chat-archived"
 
 

@@ -9,6 +9,7 @@ from domain_factories import (
     PARENT,
     STUDENT,
     TEACHER,
+    candidate,
     class_chat,
     ctx,
     teacher_chat,
@@ -209,7 +210,7 @@ def test_reason_of_exactly_1000_characters_is_accepted() -> None:
 def member_chat(*members: str, kind: str = "class") -> Chat:
     chat = class_chat("5a", kind)
     for member in members:
-        chat.join(ctx("adm", "administrator"), member, "student", "added")
+        chat.join(ctx("adm", "administrator"), candidate(member, "student"), "student", "added")
     chat.collect_events()
     return chat
 
@@ -225,7 +226,7 @@ def test_class_teacher_warns_a_member_about_liability_under_2_5() -> None:
 
 
 def with_member(chat: Chat, member: str = "student-petya") -> Chat:
-    chat.join(ctx("adm", "administrator"), member, "student", "added")
+    chat.join(ctx("adm", "administrator"), candidate(member, "student"), "student", "added")
     chat.collect_events()
     return chat
 
@@ -261,7 +262,9 @@ def test_class_teacher_cannot_warn_in_another_class_chat() -> None:
         owner_id=None,
         class_id="6b",
     )
-    chat.join(ctx("adm", "administrator"), "student-petya", "student", "added")
+    chat.join(
+        ctx("adm", "administrator"), candidate("student-petya", "student", "6b"), "student", "added"
+    )
     with pytest.raises(DomainError) as refused:
         chat.warn_about_liability(
             ctx("ct-petrova", "class-teacher"),

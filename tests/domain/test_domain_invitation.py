@@ -30,6 +30,7 @@ def issue(
         "class-5a",
         invited_role,
         expires_at,
+        "subject",
     )
 
 
@@ -39,10 +40,12 @@ def at(delta: timedelta, actor: str = "student-kolya", role: str = "student"):
 
 def test_issued_invitation_is_redeemed_once_by_the_joining_profile() -> None:
     invitation = issue()
-    invitation.redeem(at(timedelta(hours=1)), "student-kolya")
+    invitation.redeem(at(timedelta(hours=1)), "student-kolya", "student", False)
     assert (invitation.status, invitation.redeemed_by) == ("redeemed", "student-kolya")
     with pytest.raises(DomainError) as refused:
-        invitation.redeem(at(timedelta(hours=2), "student-petya"), "student-petya")
+        invitation.redeem(
+            at(timedelta(hours=2), "student-petya"), "student-petya", "student", False
+        )
     assert refused.value.code == "invitation-not-usable"
     assert invitation.redeemed_by == "student-kolya"
 
@@ -50,7 +53,7 @@ def test_issued_invitation_is_redeemed_once_by_the_joining_profile() -> None:
 def test_invitation_is_redeemed_by_the_profile_that_joins() -> None:
     invitation = issue()
     with pytest.raises(DomainError) as refused:
-        invitation.redeem(at(timedelta(hours=1)), "student-petya")
+        invitation.redeem(at(timedelta(hours=1)), "student-petya", "student", False)
     assert refused.value.code == "actor-not-permitted"
     assert invitation.status == "issued"
 
@@ -59,14 +62,16 @@ def test_invitation_is_redeemed_by_the_profile_that_joins() -> None:
 def test_redeeming_at_or_after_expires_at_is_refused(delta: timedelta) -> None:
     invitation = issue()
     with pytest.raises(DomainError) as refused:
-        invitation.redeem(at(delta), "student-kolya")
+        invitation.redeem(at(delta), "student-kolya", "student", False)
     assert refused.value.code == "invitation-expired"
     assert invitation.status == "issued"
 
 
 def test_redeeming_just_before_expiry_is_accepted() -> None:
     invitation = issue()
-    invitation.redeem(at(timedelta(days=7) - timedelta(seconds=1)), "student-kolya")
+    invitation.redeem(
+        at(timedelta(days=7) - timedelta(seconds=1)), "student-kolya", "student", False
+    )
     assert invitation.status == "redeemed"
 
 
@@ -75,7 +80,7 @@ def test_annulled_invitation_cannot_be_redeemed() -> None:
     invitation.annul(at(timedelta(hours=1), "adm", "administrator"), True, "утечка ссылки")
     assert invitation.status == "annulled"
     with pytest.raises(DomainError) as refused:
-        invitation.redeem(at(timedelta(hours=2)), "student-kolya")
+        invitation.redeem(at(timedelta(hours=2)), "student-kolya", "student", False)
     assert refused.value.code == "invitation-not-usable"
 
 
@@ -84,7 +89,7 @@ def test_expired_invitation_cannot_be_redeemed_or_annulled() -> None:
     invitation.expire(at(timedelta(days=8), "scheduler", "system"), False)
     assert invitation.status == "expired"
     with pytest.raises(DomainError) as refused:
-        invitation.redeem(at(timedelta(days=1)), "student-kolya")
+        invitation.redeem(at(timedelta(days=1)), "student-kolya", "student", False)
     assert refused.value.code == "invitation-not-usable"
     with pytest.raises(DomainError) as refused:
         invitation.annul(at(timedelta(days=9), "adm", "administrator"), True, "безопасность")
@@ -93,7 +98,7 @@ def test_expired_invitation_cannot_be_redeemed_or_annulled() -> None:
 
 def test_redeemed_invitation_cannot_be_annulled_or_expired() -> None:
     invitation = issue()
-    invitation.redeem(at(timedelta(hours=1)), "student-kolya")
+    invitation.redeem(at(timedelta(hours=1)), "student-kolya", "student", False)
     with pytest.raises(DomainError) as refused:
         invitation.annul(at(timedelta(hours=2), "adm", "administrator"), True, "безопасность")
     assert refused.value.code == "invitation-not-usable"

@@ -29,22 +29,26 @@ def test_school_is_registered_by_the_school_administration_with_its_first_admini
 def test_only_an_administrator_appoints_administrators() -> None:
     s = school()
     with pytest.raises(DomainError) as refused:
-        s.appoint_administrator(ctx("teacher-ivanova", "teacher"), "teacher-ivanova", "приказ 2")
+        s.appoint_administrator(
+            ctx("teacher-ivanova", "teacher"), "teacher-ivanova", "приказ 2", True
+        )
     assert refused.value.code == "not-administrator"
     assert not s.is_administrator("teacher-ivanova")
-    s.appoint_administrator(ctx("adm", "administrator"), "adm2", "приказ 2")
+    s.admit(ctx("adm", "administrator"), "adm2", "staff", None)
+    s.appoint_administrator(ctx("adm", "administrator"), "adm2", "приказ 2", True)
     assert s.state.administrators == {"adm", "adm2"}
     with pytest.raises(DomainError) as refused:
-        s.appoint_administrator(ctx("adm", "administrator"), "adm2", "приказ 3")
+        s.appoint_administrator(ctx("adm", "administrator"), "adm2", "приказ 3", True)
     assert refused.value.code == "already-administrator"
 
 
 @pytest.mark.parametrize("role", ["teacher", "class-teacher", "security-officer"])
 def test_an_administrator_acts_under_2_3_only_in_the_administrator_role(role: str) -> None:
     s = school()
-    s.appoint_administrator(ctx("adm", "administrator"), "t-adm", "приказ 2")
+    s.admit(ctx("adm", "administrator"), "t-adm", "staff", None)
+    s.appoint_administrator(ctx("adm", "administrator"), "t-adm", "приказ 2", True)
     for act in (
-        lambda c: s.appoint_administrator(c, "x", "приказ 3"),
+        lambda c: s.appoint_administrator(c, "x", "приказ 3", True),
         lambda c: s.assign_class_teacher(c, "5a", "t-adm"),
         lambda c: s.create_class(c, "7v", "7В"),
         lambda c: s.admit(c, "student-new", "student", "5a"),
@@ -93,8 +97,8 @@ def test_the_last_administrator_cannot_be_removed_or_leave() -> None:
 
 def test_departure_ends_administration_and_class_teaching() -> None:
     s = school()
-    s.appoint_administrator(ctx("adm", "administrator"), "ct-petrova", "приказ")
     s.admit(ctx("adm", "administrator"), "ct-petrova", "staff", None)
+    s.appoint_administrator(ctx("adm", "administrator"), "ct-petrova", "приказ", True)
     s.assign_class_teacher(ctx("adm", "administrator"), "5a", "ct-petrova")
     s.record_departure(ctx("adm", "administrator"), "ct-petrova", "уволилась")
     assert not s.is_administrator("ct-petrova")

@@ -51,7 +51,7 @@ def test_profiles_links_with_history_and_classes(current: ViewsDatabase, school:
     profiles = {p["profile_id"]: p for p in queries.profiles(current, school)}
     assert profiles[f"{school}-s1"]["elzhur_account_id"] is None
     assert profiles[f"{school}-t1"]["elzhur_account_id"] == f"{school}-ej-t1"
-    assert profiles[f"{school}-p1"]["children"] == f'["{school}-s1"]'
+    assert profiles[f"{school}-p1"]["children"] == f'["{school}-s1","{school}-s2"]'
     classes = {c["class_id"]: c for c in queries.classes(current, school)}
     assert classes["5a"]["class_teacher_id"] == f"{school}-t1"
     assert classes["6b"]["class_teacher_id"] is None

@@ -91,7 +91,7 @@ def scripted_history(school_id: str, start: datetime = START) -> list[dict[str, 
         profile_id=parent,
         role="parent",
         display_name="Ольга",
-        children=[s1],
+        children=[s1, s2],  # s2 stays in 5a after s1's transfer, so she stays in its chats
     )
     s.add(
         "register-profile",
