@@ -51,10 +51,9 @@ def local_signer(ctx: typer.Context) -> LocalSigner:
     return LocalSigner.from_settings(ctx.find_object(Settings) or Settings())
 
 
-def record_signed(ctx: typer.Context, command: Command) -> CommandResult:
+def record_signed(ctx: typer.Context, app: AuditLog, command: Command) -> CommandResult:
     """Records one locally signed command, registering the school's local source first if
     needed (a refused registration is the answer: it says why nothing could be signed)."""
-    app = audit_log(ctx)
     signature = command.credentials.signature if command.credentials else None
     if signature is not None and signature.source_id == local_source_id(command.school_id):
         registration = local_signer(ctx).ensure_registered(app, command.school_id)
@@ -317,7 +316,7 @@ def submit(
         result = refused(data["command_id"], error)
     else:
         with bound_command(command.command_id, command.correlation_id):
-            result = record_signed(ctx, command)
+            result = record_signed(ctx, app, command)
     print_result(command_type, result)
     if not result.accepted:
         raise typer.Exit(1)

@@ -269,9 +269,10 @@ def test_only_the_administration_or_an_administrator_manages_sources(
         public_key=Signer("x").public_key,
     )
 
-    code = refused(school.app, lambda: integration.send(school.app, register))
+    result = integration.send(school.app, register)  # a rule's refusal: only its receipt
 
-    assert code == "not-source-registrar"
+    assert (result.status, result.error_code) == ("rejected", "not-source-registrar")
+    assert school.app.source("teachers-own") is None
 
 
 def test_a_revocation_earlier_in_a_batch_stops_the_commands_after_it(
@@ -336,3 +337,16 @@ def test_contexts_without_a_source_keep_the_stored_form_from_before_sources() ->
     assert transcoding.encode(decoded) == old_stored
     signed = CommandContext(**old_stored, source_id="elzhur/s")
     assert transcoding.encode(signed) == old_stored | {"source_id": "elzhur/s"}
+
+
+def test_a_forged_command_leaves_no_receipt_so_its_id_stays_free_for_the_genuine_one(
+    school: SchoolBuilder, integration: Signer
+) -> None:
+    genuine = removal(school)
+    squatter = Signer(integration.source_id)  # a stranger's key under the real source's id
+
+    forged = refused(school.app, lambda: squatter.send(school.app, dict(genuine, reason="x")))
+    recorded = integration.send(school.app, genuine)
+
+    assert forged == "signature-invalid"
+    assert recorded.status == "recorded", recorded
