@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -49,6 +51,7 @@ from sferum_audit.web.console_source import ConsoleSigner
 from sferum_audit.web.i18n import Translator, local_time
 from sferum_audit.web.settings import WebSettings
 
+log = structlog.get_logger(__name__)
 HERE: Final = Path(__file__).parent
 SESSION_COOKIE: Final = "sferum_session"
 PRE_CSRF_COOKIE: Final = "sferum_signin_csrf"
@@ -179,6 +182,13 @@ def signed_in(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except Forbidden as error:
+            log.warning(
+                "console refused",
+                path=request.url.path,
+                person=standing.person_id,
+                school=standing.school_id,
+                reason=str(error),
+            )
             key = "bad_csrf" if str(error) == "csrf" else "forbidden"
             return render(request, "error.html", 403, message=translator(request)(key))
         except NotFound:
@@ -212,7 +222,7 @@ def _cookie_options(console: Console) -> dict[str, Any]:
 
 async def sign_in_page(request: Request) -> Response:
     console = console_of(request)
-    token = request.cookies.get(PRE_CSRF_COOKIE) or uuid4().hex + uuid4().hex
+    token = request.cookies.get(PRE_CSRF_COOKIE) or secrets.token_urlsafe(32)
     response = render(
         request, "sign_in.html", csrf_token=token, error=None, oidc=bool(console.web.oidc_issuer)
     )
