@@ -77,8 +77,12 @@ FAILURES = sa.Table(
     _METADATA,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
     sa.Column("login", sa.Text(), nullable=False, index=True),
+    sa.Column("client", sa.Text(), nullable=False, index=True),
     sa.Column("at", sa.Text(), nullable=False),
 )
+# One address may fail this many times the per-login limit (a school's shared NAT) before
+# it is throttled for every login: guessing one password across many logins is slowed too.
+CLIENT_FACTOR: Final = 4
 
 
 class AccountExists(DomainError):
@@ -283,7 +287,13 @@ class Accounts:
                 .select_from(FAILURES)
                 .where(FAILURES.c.login == login, FAILURES.c.at >= since)
             ).scalar_one()
-        if failures >= self.web.sign_in_attempts:
+            from_client = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(FAILURES)
+                .where(FAILURES.c.client == client, FAILURES.c.at >= since)
+            ).scalar_one()
+        limit = self.web.sign_in_attempts
+        if failures >= limit or from_client >= limit * CLIENT_FACTOR:
             self._failed(login, row is not None, client, now, "throttled")
             raise SignInRefused(
                 "слишком много неудачных попыток входа; попробуйте позже", throttled=True
@@ -344,7 +354,7 @@ class Accounts:
 
     def _failed(self, login: str, known: bool, client: str, now: datetime, reason: str) -> None:
         with self._tx() as conn:
-            conn.execute(FAILURES.insert().values(login=login, at=_iso(now)))
+            conn.execute(FAILURES.insert().values(login=login, client=client, at=_iso(now)))
         log.warning("console sign-in failed", login=login[:100], reason=reason, client=client)
         if known:
             aggregate = self._aggregate(login)

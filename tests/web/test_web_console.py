@@ -150,6 +150,7 @@ def test_a_class_teachers_removal_shows_up_in_the_audit_trail_under_their_name(
     trail = client.get("/audit?chat=class-5a")
     assert "Оскорбление одноклассника" in trail.text
     assert f"{school.person('t-1')} (class-teacher)" in trail.text
+    assert f"web-console/{school.id}" in trail.text  # the console vouched for the act
 
 
 def test_a_teacher_is_refused_a_chat_they_do_not_control(
@@ -256,3 +257,13 @@ def test_every_console_setting_is_documented_in_the_readme() -> None:
     section = readme.split("## The web console", 1)[1].split("\n## ", 1)[0]
     for name in WebSettings.model_fields:
         assert f"`{name.upper()}`" in section, name
+
+
+def test_one_address_guessing_across_many_logins_is_throttled_too(
+    settings: Settings, school: School
+) -> None:
+    web = WebSettings(secure_cookies=False, sign_in_attempts=2)
+    with TestClient(create_app(settings, web), follow_redirects=False) as client:
+        for n in range(8):
+            assert sign_in(client, f"guess-{n}", "a guessed password") == 401
+        assert sign_in(client, "admin") == 429
