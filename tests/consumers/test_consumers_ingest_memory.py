@@ -311,10 +311,13 @@ async def test_a_refused_command_sent_again_is_answered_alike_and_kept_once(
     await send(test_broker, school[0])
     add_to_unknown_chat = dict(school[7], command_id=f"bad-{unique}", chat_id="no-such-chat")
     await send(test_broker, add_to_unknown_chat)
+    payload = json.dumps(add_to_unknown_chat).encode()
+    school_id, kind = add_to_unknown_chat["school_id"], add_to_unknown_chat["type"]
     await test_broker.publish(  # the same command again, under a new Nats-Msg-Id
-        json.dumps(add_to_unknown_chat).encode(),
-        stored_subject(add_to_unknown_chat["school_id"], add_to_unknown_chat["type"]),
-        headers={"reply_to": INBOX, "Nats-Msg-Id": f"again-{unique}"},
+        payload,
+        stored_subject(school_id, kind),
+        headers={"reply_to": INBOX, "Nats-Msg-Id": f"again-{unique}"}
+        | signed(payload, school_id, kind),
     )
     assert answers[-1] == answers[-2]
     assert answers[-1]["error"]["code"] == "unknown-chat"
