@@ -36,7 +36,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from sferum_audit.application.commands import Command, parse_command
+from sferum_audit.application.commands import (
+    DEFAULT_LIMITS,
+    Command,
+    CommandLimits,
+    parse_command,
+)
 from sferum_audit.domain.errors import DomainError
 from sferum_audit.domain.source import Source
 
@@ -127,10 +132,15 @@ def signature_from_headers(headers: Mapping[str, str] | None) -> Signature | Non
     return Signature(source, timestamp, signature)
 
 
-def vouched_command(body: bytes, signature: Signature | None, received_at: datetime) -> Command:
+def vouched_command(
+    body: bytes,
+    signature: Signature | None,
+    received_at: datetime,
+    limits: CommandLimits = DEFAULT_LIMITS,
+) -> Command:
     """The command in ``body`` with the credentials it arrived with, for ``AuditLog`` to
     authenticate (raises ``CommandRejected`` for bytes that are not a command)."""
-    command = parse_command(body)
+    command = parse_command(body, limits)
     command._credentials = Credentials(body, signature, received_at)
     return command
 

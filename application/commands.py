@@ -3,16 +3,28 @@
 Every command has the envelope fields (``command_id``, ``type``, ``school_id``, ``actor``,
 ``occurred_at``, optional ``correlation_id``/``causation_id``) and the fields of its type.
 ``parse_command`` turns raw input into a typed command or a ``CommandRejected`` with a
-readable message; nothing else in the service sees untyped input.
+readable message and a stable code; nothing else in the service sees untyped input, and no
+input makes it raise anything else.
+
+**Limits** (``CommandLimits``, configurable; README "Commands: the input schema"): input
+larger than ``max_bytes`` is refused as ``command-too-large`` before it is read; JSON nested
+deeper than ``max_depth`` as ``command-too-deep``; an integer longer than
+``max_number_digits`` digits as ``number-too-long``. Bytes that are not JSON are
+``invalid-json``, JSON that is not a command ``invalid-command``. A valid command nests
+three levels at most and holds no long numbers, so the depth and number limits are checked
+only for input the schema refuses, with pydantic-core's parser (it has its own depth and
+number ceilings, 200 levels and 4,300 digits, and never raises ``RecursionError``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
+import pydantic_core
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -485,18 +497,42 @@ COMMAND_TYPES: tuple[str, ...] = tuple(
 )
 
 
-def parse_command(raw: str | bytes | dict[str, Any]) -> Command:
+@dataclass(frozen=True, slots=True)
+class CommandLimits:
+    """How large, deep and long-numbered a command's JSON may be (see the module docstring)."""
+
+    max_bytes: int = 262_144
+    max_depth: int = 32
+    max_number_digits: int = 100
+
+
+DEFAULT_LIMITS: Final = CommandLimits()
+# The ceilings of pydantic-core's JSON parser: a limit above them is reported at them.
+PARSER_MAX_DEPTH: Final = 200
+PARSER_MAX_DIGITS: Final = 4300
+
+
+def parse_command(
+    raw: str | bytes | dict[str, Any], limits: CommandLimits = DEFAULT_LIMITS
+) -> Command:
     """A typed command from JSON text or a decoded object, or ``CommandRejected``."""
+    try:
+        return _parse(raw, limits)
+    except CommandRejected:
+        raise
+    except Exception as error:  # a last guard: one input's fault is its own alone
+        raise CommandRejected(f"not a command: {type(error).__name__}: {error}"[:500]) from None
+
+
+def _parse(raw: str | bytes | dict[str, Any], limits: CommandLimits) -> Command:
     if isinstance(raw, str | bytes):
+        check_size(raw, limits)
         try:
             # The common case in one step, parsed and validated by pydantic-core.
             return COMMAND_ADAPTER.validate_json(raw)
         except ValidationError:
             pass  # explained below, in the same words as for a decoded object
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise CommandRejected(f"not valid JSON: {error}", code="invalid-json") from None
+        data = read_json(raw, limits)
     else:
         data = raw
     if not isinstance(data, dict):
@@ -505,6 +541,68 @@ def parse_command(raw: str | bytes | dict[str, Any]) -> Command:
         return COMMAND_ADAPTER.validate_python(data)
     except ValidationError as error:
         raise CommandRejected(describe_validation_error(error)) from None
+
+
+def check_size(raw: str | bytes, limits: CommandLimits) -> None:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "replace"))
+    if size > limits.max_bytes:
+        raise CommandRejected(
+            f"the command is {size} bytes; at most {limits.max_bytes} are accepted",
+            code="command-too-large",
+        )
+
+
+def read_json(raw: str | bytes, limits: CommandLimits = DEFAULT_LIMITS) -> Any:
+    """Any JSON value within the limits, or ``CommandRejected`` (never another error)."""
+    check_size(raw, limits)
+    if isinstance(raw, bytes) and (encoding := json.detect_encoding(raw)) != "utf-8":
+        try:  # a byte order mark, or UTF-16/32, as json.loads reads them
+            raw = raw.decode(encoding)
+        except UnicodeDecodeError as error:
+            raise CommandRejected(f"not valid JSON: {error}", code="invalid-json") from None
+    try:
+        data = pydantic_core.from_json(raw)
+    except ValueError as error:
+        raise _parser_refusal(str(error), limits) from None
+    except RecursionError:  # pragma: no cover  # pydantic-core stops at its own depth
+        raise _too_deep(limits) from None
+    check_shape(data, limits)
+    return data
+
+
+def _parser_refusal(message: str, limits: CommandLimits) -> CommandRejected:
+    if message.startswith("recursion limit exceeded"):
+        return _too_deep(limits)
+    if message.startswith("number out of range"):
+        return _too_long(limits)
+    return CommandRejected(f"not valid JSON: {message}", code="invalid-json")
+
+
+def _too_deep(limits: CommandLimits) -> CommandRejected:
+    depth = min(limits.max_depth, PARSER_MAX_DEPTH)
+    return CommandRejected(
+        f"the JSON is nested more than {depth} levels deep", code="command-too-deep"
+    )
+
+
+def _too_long(limits: CommandLimits) -> CommandRejected:
+    digits = min(limits.max_number_digits, PARSER_MAX_DIGITS)
+    return CommandRejected(f"a number has more than {digits} digits", code="number-too-long")
+
+
+def check_shape(data: Any, limits: CommandLimits) -> None:
+    """Depth and integer sizes of a decoded value, without recursion."""
+    ceiling = 10**limits.max_number_digits
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limits.max_depth:
+                raise _too_deep(limits)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= ceiling:
+            raise _too_long(limits)
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -42,6 +42,16 @@ subject, school, command type and id: no personal data) stays readable for the o
 * A payload naming more than ``MAX_NAMED_PERSONS`` people is no command the schema allows;
   it is recorded as erased rather than creating a key per id it lists.
 
+**Every record fits in one NATS message.** The relay publishes each record on the events
+stream, so a record must stay well below NATS's max payload (1 MiB by default) whatever
+came in. A payload longer than ``KEPT_PAYLOAD_BYTES`` (64 KiB) is kept as its first
+``KEPT_PAYLOAD_BYTES`` bytes (cut at a UTF-8 character boundary), with ``payload_size`` (the
+full length in bytes) and ``payload_sha256`` (the digest of the full bytes) so the operator
+can still match it against the sender's copy; ``payload_truncated`` says so. The error
+message is cut at ``MAX_ERROR_MESSAGE`` characters and ids taken from headers at
+``MAX_ID_CHARS``. The largest record, a 64 KiB binary payload sealed (base64 twice) with
+``MAX_NAMED_PERSONS`` shares, stays under 300 KB.
+
 Records kept before payloads were sealed hold ``payload`` in plain text; they are shown as
 they are, and erasure cannot reach them.
 """
@@ -49,6 +59,7 @@ they are, and erasure cannot reach them.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -74,6 +85,9 @@ SYSTEM_ACTOR = "system"
 SUBJECT_PREFIX: Final = "rejected-command/"
 ENVELOPE_VERSION: Final = 1
 MAX_NAMED_PERSONS: Final = 100
+KEPT_PAYLOAD_BYTES: Final = 65_536
+MAX_ERROR_MESSAGE: Final = 2_000
+MAX_ID_CHARS: Final = 200
 
 _ID = re.compile(r"[^\s]{1,200}")
 
@@ -128,6 +142,9 @@ class RejectedCommand(AuditedAggregate):
         payload_encoding: str,
         sealed_payload: SealedEnvelope | None = None,
         named_persons: list[str] | None = None,
+        payload_size: int | None = None,
+        payload_sha256: str | None = None,
+        payload_truncated: bool = False,
     ) -> None:
         self.delivery_key = delivery_key
         self.school_id = school_id
@@ -140,6 +157,9 @@ class RejectedCommand(AuditedAggregate):
         self.payload_encoding = payload_encoding
         self.sealed_payload = sealed_payload
         self.named_persons = list(named_persons or [])
+        self.payload_size = payload_size
+        self.payload_sha256 = payload_sha256
+        self.payload_truncated = payload_truncated
         self.payload_erased_by: str | None = None
 
     def erase_payload(self, ctx: CommandContext, basis: str) -> None:
@@ -192,6 +212,28 @@ def named_persons(data: bytes) -> list[str]:
     found = {c for c in candidates if isinstance(c, str) and _ID.fullmatch(c) is not None}
     found.discard(SYSTEM_ACTOR)
     return sorted(found)
+
+
+def kept_part(data: bytes, limit: int = KEPT_PAYLOAD_BYTES) -> bytes:
+    """The bytes of a payload a record keeps: all of it, or its first ``limit`` bytes cut
+    back to a UTF-8 character boundary when the payload is UTF-8 text."""
+    if len(data) <= limit:
+        return data
+    for cut in range(4):  # a UTF-8 character is at most 4 bytes long
+        candidate = data[: limit - cut]
+        try:
+            candidate.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return candidate
+    return data[:limit]
+
+
+def bounded(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters (with a mark that it was cut)."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def payload_text(data: bytes) -> tuple[str, str]:
@@ -279,23 +321,28 @@ def new_rejection(
     error_message: str,
     data: bytes,
 ) -> RejectedCommand:
-    """The record of one refused delivery, its payload sealed (see the module docstring)."""
+    """The record of one refused delivery, its payload sealed and bounded (see the module
+    docstring)."""
     rejection_id = RejectedCommand.create_id(delivery_key)
     persons = named_persons(data)
-    text, encoding = payload_text(data)
+    kept = kept_part(data)
+    text, encoding = payload_text(kept)
     return RejectedCommand(
         ctx=ctx,
         delivery_key=delivery_key,
-        school_id=school_id,
-        command_type=command_type,
-        command_id=command_id,
+        school_id=bounded(school_id, MAX_ID_CHARS),
+        command_type=bounded(command_type, MAX_ID_CHARS),
+        command_id=bounded(command_id, MAX_ID_CHARS),
         subject=subject,
         error_code=error_code,
-        error_message=error_message,
+        error_message=bounded(error_message, MAX_ERROR_MESSAGE) or "",
         payload=None,
         payload_encoding=encoding,
         sealed_payload=seal_payload(keys, rejection_id, text, persons),
         named_persons=persons,
+        payload_size=len(data),
+        payload_sha256=hashlib.sha256(data).hexdigest(),
+        payload_truncated=len(kept) < len(data),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -34,18 +35,50 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
     if settings.aggregate_cache_size <= 0:
         env.pop("AGGREGATE_CACHE_MAXSIZE")
     if settings.database_url:
+        os.umask(PRIVATE_UMASK)  # integrity evidence and erasure acts in the data folder
         env.update(postgres_environment(settings.database_url))
         env["APPLICATION_RECORDER_TOPIC"] = BINARY_INSERT_RECORDER
         env["POSTGRES_POOL_SIZE"] = str(settings.database_pool_size)
         if settings.database_schema:
             env["POSTGRES_SCHEMA"] = settings.database_schema
     else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        keep_private(settings.data_dir)
+        private_sqlite_file(settings.event_store_path)
         env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
         env["SQLITE_DBNAME"] = str(settings.event_store_path)
         env["SQLITE_LOCK_TIMEOUT"] = "30"
         use_write_ahead_log(settings.event_store_path)
     return env
+
+
+PRIVATE_UMASK = 0o077
+"""What this process creates is its user's alone: it holds data about children."""
+
+
+def keep_private(data_dir: Path) -> None:
+    """The data folder mode 0700 and every SQLite file in it 0600, and files the process
+    creates from now on private too (umask 077).
+
+    The report's attack: on the defaults the store files were 0644 in a 0755 folder, and
+    another local user copied them and decrypted a pupil's name. Files made by earlier
+    versions are tightened here as well.
+    """
+    os.umask(PRIVATE_UMASK)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # mkdir's mode is ignored for a folder that exists
+    for path in data_dir.glob("*.sqlite*"):
+        if path.is_file():
+            path.chmod(0o600)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Creates the SQLite file mode 0600 before SQLite opens it (SQLite gives its -wal and
+    -shm files the mode of the database file), and tightens one that exists."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        extra = path.with_name(path.name + suffix)
+        if extra.is_file():
+            extra.chmod(0o600)
 
 
 def use_write_ahead_log(path: Path, attempts: int = 50) -> None:

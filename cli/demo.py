@@ -112,7 +112,7 @@ def load_directly(app: AuditLog, settings: Settings, commands: list[dict[str, An
     tally = Tally()
     signer = LocalSigner.from_settings(settings)
     numbered = (
-        (n, parse_line(json.dumps(c, ensure_ascii=False).encode(), signer))
+        (n, parse_line(json.dumps(c, ensure_ascii=False).encode(), signer=signer))
         for n, c in enumerate(commands, start=1)
     )
     for number, result in record_in_batches(app, numbered, None, signer):

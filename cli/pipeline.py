@@ -30,6 +30,12 @@ from nats.errors import Error as NatsError
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.output import OutputFormat, emit
+from sferum_audit.consumers.connection import (
+    connect_options,
+    redact_text,
+    redact_urls,
+    settings_secrets,
+)
 from sferum_audit.consumers.dead_letters import dead_letters, purge_naming, retry
 from sferum_audit.consumers.embedded_nats import EmbeddedNats
 from sferum_audit.consumers.rejected import COLUMNS as REJECTED_COLUMNS
@@ -91,7 +97,7 @@ async def nats_url(
         return
     server = embedded_server(settings, options)
     url = await server.start()
-    log.info("embedded nats-server started", url=url, store=str(server.store_dir))
+    log.info("embedded nats-server started", url=redact_urls(url), store=str(server.store_dir))
     try:
         yield url
     finally:
@@ -106,9 +112,13 @@ class NatsUnreachable(ConnectionError):
 CONNECT_TIMEOUT = 5.0
 
 
-async def connect(url: str, timeout: float = CONNECT_TIMEOUT) -> Client:
-    """A connection for a one-shot command, or ``NatsUnreachable`` within ``timeout``
-    seconds: nats-py would otherwise keep retrying a server that does not answer."""
+async def connect(
+    url: str, options: PipelineSettings | None = None, timeout: float = CONNECT_TIMEOUT
+) -> Client:
+    """A connection for a one-shot command, authenticated as the service (``options``'
+    credentials), or ``NatsUnreachable`` within ``timeout`` seconds: nats-py would
+    otherwise keep retrying a server that does not answer. The error names the server
+    without any password or token the URL holds."""
 
     async def quiet(error: Exception) -> None:  # the failure is reported once, below
         return None
@@ -117,6 +127,7 @@ async def connect(url: str, timeout: float = CONNECT_TIMEOUT) -> Client:
         return await asyncio.wait_for(
             nats.connect(
                 url,
+                **(connect_options(options) if options is not None else {}),
                 connect_timeout=timeout,
                 allow_reconnect=False,
                 max_reconnect_attempts=1,
@@ -126,7 +137,9 @@ async def connect(url: str, timeout: float = CONNECT_TIMEOUT) -> Client:
             timeout * 2,
         )
     except (NatsError, OSError, TimeoutError) as error:
-        raise NatsUnreachable(f"NATS at {url} is unreachable ({error})") from error
+        raise NatsUnreachable(
+            f"NATS at {redact_urls(url)} is unreachable ({redact_text(str(error), url)})"
+        ) from None
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -284,7 +297,7 @@ async def _dead_letters(
     purge_subject: str | None = None,
 ) -> tuple[list[dict[str, Any]], int, list[int]]:
     async with nats_url(settings, options, embedded) as url:
-        nc = await connect(url)
+        nc = await connect(url, options)
         try:
             js = nc.jetstream()
             purged = await purge_naming(js, options, purge_subject) if purge_subject else []
@@ -310,7 +323,7 @@ def describe_purge(sequences: list[int], naming: str) -> str:
 
 
 async def _purge(options: PipelineSettings, person_id: str) -> list[int]:
-    nc = await connect(options.nats_url)
+    nc = await connect(options.nats_url, options)
     try:
         return await purge_naming(nc.jetstream(), options, person_id)
     finally:
@@ -325,9 +338,10 @@ def purge_after_erasure(person_id: str, url: str | None = None) -> None:
     options = _options(nats_url=url)
     try:
         purged = asyncio.run(_purge(options, person_id))
-    except (NatsError, OSError, TimeoutError) as error:
+    except (NatsError, OSError, TimeoutError, ValueError) as error:
+        safe = redact_text(str(error), options.nats_url, settings_secrets(options))
         typer.echo(
-            f"warning: dead letters not checked: {error}. The erasure stands; once NATS is "
+            f"warning: dead letters not checked: {safe}. The erasure stands; once NATS is "
             f"reachable, delete the dead letters naming {person_id} with: "
             f"sferum-audit dead-letters --purge-subject {person_id} (with the --nats-url or "
             "--embedded-nats that `serve` uses)",

@@ -22,18 +22,28 @@ from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import structlog
 import typer
+from eventsourcing.persistence import PersistenceError
 
 from sferum_audit.application.authentication import Signature, vouched_command
 from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.commands import Command, CommandRejected, parse_command
+from sferum_audit.application.commands import (
+    DEFAULT_LIMITS,
+    Command,
+    CommandLimits,
+    CommandRejected,
+    parse_command,
+    read_json,
+)
 from sferum_audit.application.commands import command_json_schema as command_schema
 from sferum_audit.application.local_sources import LocalSigner, local_source_id
 from sferum_audit.application.logging_setup import bound_command
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
+from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.domain.regulation import GROUNDS, ROLE_OF_AUTHORITY
 
 BATCH_SIZE = 500
+INTERNAL = "internal-error"
 
 log = structlog.get_logger(__name__)
 
@@ -70,32 +80,43 @@ def refused(command_id: str, error: CommandRejected) -> CommandResult:
     return CommandResult(command_id, "rejected", (), error.code, error.message)
 
 
-def parse_line(raw: bytes, signer: LocalSigner | None = None) -> Command | CommandResult:
-    """A command from one JSON line, or the refusal that names what is wrong with it.
+def parse_line(
+    raw: bytes, limits: CommandLimits = DEFAULT_LIMITS, signer: LocalSigner | None = None
+) -> Command | CommandResult:
+    """A command from one JSON line, or the refusal that names what is wrong with it (never
+    an exception, whatever the bytes).
 
     A signed envelope (``{"source", "timestamp", "signature", "command": "<the exact
     command JSON>"}``) keeps its own signature; any other line is signed by ``signer``,
     the local CLI's source (see ``application.local_sources``)."""
     raw = raw.strip()
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
     envelope: tuple[bytes, Signature] | None = None
     try:
-        envelope = signed_envelope(data)
+        envelope = signed_envelope(json_or_none(raw, limits))
         if envelope is not None:
-            return vouched_command(envelope[0], envelope[1], datetime.now(UTC))
+            return vouched_command(envelope[0], envelope[1], datetime.now(UTC), limits)
+        command = parse_command(raw, limits)
         if signer is None:
-            return parse_command(raw)
-        command = parse_command(raw)
+            return command
         signature = signer.signature(raw, command.school_id, command.type)
-        return vouched_command(raw, signature, datetime.now(UTC))
+        return vouched_command(raw, signature, datetime.now(UTC), limits)
     except CommandRejected as error:
-        if envelope is not None:
-            data = {}  # the command inside is not trusted for its id either
-        command_id = data.get("command_id") if isinstance(data, dict) else None
-        return refused(command_id if isinstance(command_id, str) else "", error)
+        # the id inside an envelope is not trusted either
+        return refused("" if envelope is not None else command_id_in(raw, limits), error)
+
+
+def json_or_none(raw: bytes, limits: CommandLimits) -> Any:
+    try:
+        return read_json(raw, limits)
+    except CommandRejected:
+        return None
+
+
+def command_id_in(raw: bytes, limits: CommandLimits) -> str:
+    """The ``command_id`` of a refused line, if it has a readable one."""
+    data = json_or_none(raw, limits)
+    command_id = data.get("command_id") if isinstance(data, dict) else None
+    return command_id[:200] if isinstance(command_id, str) else ""
 
 
 ENVELOPE_KEYS: Final = frozenset({"source", "timestamp", "signature", "command"})
@@ -117,12 +138,12 @@ def signed_envelope(data: Any) -> tuple[bytes, Signature] | None:
 
 
 def read_commands(
-    stream: BinaryIO, signer: LocalSigner | None = None
+    stream: BinaryIO, limits: CommandLimits = DEFAULT_LIMITS, signer: LocalSigner | None = None
 ) -> Iterator[tuple[int, Command | CommandResult]]:
     """(line number, command or refusal) for every non-blank line of a JSON Lines stream."""
     for number, raw in enumerate(stream, start=1):
         if raw.strip():
-            yield number, parse_line(raw, signer)
+            yield number, parse_line(raw, limits, signer)
 
 
 def record_in_batches(
@@ -143,7 +164,7 @@ def record_in_batches(
         sent = list(signer.with_registrations(commands, app.source)) if signer else []
         if not sent:
             sent = [(command, False) for command in commands]
-        results = iter(app.handle_batch([command for command, _ in sent]) if sent else ())
+        results = iter(decide(app, [command for command, _ in sent]) if sent else ())
         # each command's result, and the refused registration of its source, if any
         outcome: dict[int, tuple[CommandResult, CommandResult | None]] = {}
         refused_registration: CommandResult | None = None
@@ -164,6 +185,23 @@ def record_in_batches(
             with bound_command(item.command_id, item.correlation_id):
                 log.debug("command handled", line=number, status=result.status)
             yield number, result
+
+
+def decide(app: AuditLog, commands: list[Command]) -> list[CommandResult]:
+    """``handle_batch``, except that a command that makes the service fail unexpectedly is
+    found by halving the chunk and refused alone (``internal-error``), in order, while the
+    commands around it are recorded. The store being unreachable still stops ``record``."""
+    try:
+        return app.handle_batch(commands)
+    except (PersistenceError, OSError):
+        raise
+    except Exception as error:
+        if len(commands) == 1:
+            log.error("command fails unexpectedly", command_id=commands[0].command_id)
+            message = f"the service failed on this command ({type(error).__name__}: {error})"
+            return [CommandResult(commands[0].command_id, "rejected", (), INTERNAL, message)]
+    middle = len(commands) // 2
+    return decide(app, commands[:middle]) + decide(app, commands[middle:])
 
 
 class Tally:
@@ -214,14 +252,17 @@ def record(
     and source management by the operator key, the rest by the school's local CLI source,
     registered on first use); a line {"source", "timestamp", "signature", "command"}
     carries its own source's signature over the exact command text. Each line is accepted
-    or refused on its own; rejections name the line number, the
-    error code and the reason. Recording the same file again records nothing new.
+    or refused on its own, whatever its bytes; rejections name the line number, the error
+    code and the reason, and every other line is still recorded. Recording the same file
+    again records nothing new.
     """
     tally = Tally()
+    limits = PipelineSettings().command_limits()
     with _open_input(file) as stream:
         app = audit_log(ctx)
         signer = local_signer(ctx)
-        for number, result in record_in_batches(app, read_commands(stream, signer), None, signer):
+        lines = read_commands(stream, limits, signer)
+        for number, result in record_in_batches(app, lines, None, signer):
             tally.add(result)
             if fmt is RecordFormat.json:
                 typer.echo(json.dumps({"line": number, **result.as_dict()}, ensure_ascii=False))

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final, Literal
 
 import nats.errors
+import structlog
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -36,9 +37,12 @@ from sferum_audit.application.authentication import (
     TIMESTAMP_HEADER,
 )
 from sferum_audit.application.commands import Command
+from sferum_audit.consumers.connection import nats_security
 from sferum_audit.consumers.ingest import IngestProcessor
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.topology import consumer_name, partition_consumer_config
+
+log = structlog.get_logger("sferum_audit.ingest")
 
 ASYNCAPI_TITLE = "sferum-audit"
 ASYNCAPI_VERSION = "0.1.0"
@@ -86,19 +90,31 @@ async def raw_batch_decoder(message: StreamMessage[list[Msg]]) -> list[bytes]:
 
 IngestHandler = Callable[..., Awaitable[None]]
 
+_DEFAULT = PipelineSettings.model_fields
 INGEST_DESCRIPTION = (
     "One command per message (the JSON of `sferum-audit record`). Headers: Sferum-Source, "
     "Sferum-Timestamp and Sferum-Signature (required: a registered source's Ed25519 "
     "signature over timestamp + '.' + the exact payload bytes, base64; unsigned, unknown, "
     "revoked, expired or mismatched signatures are refused with their code); Nats-Msg-Id = "
-    "command_id (JetStream drops a repeat within the duplicate window; the store's "
-    "command-id check covers later repeats), optional reply_to (the answer is published "
-    "there) and correlation_id. The stream stores it as "
-    "<prefix>.ingest.<partition>.<school_id>.<command_type> (partition = FNV-1a of the "
-    "school token mod the partition count); a durable pull consumer per partition, held by "
-    "one instance at a time, records batches in stream order in one transaction each. "
-    "Refused commands (bad JSON, schema errors, broken rules, missing authority) are acked, "
-    "kept with their reason and published on the rejections channel."
+    "<command_id>:<the first 32 hex digits of the SHA-256 of the exact payload bytes> "
+    "(JetStream drops only a byte-identical repeat within the duplicate window; a reused "
+    "command_id with other content always reaches the store and is refused as "
+    "command-id-reused), optional reply_to (the answer is published there if it is a plain "
+    "subject under the allowed inbox prefixes, SFERUM_AUDIT_REPLY_PREFIXES, default _INBOX.; "
+    "any other is ignored) and "
+    "correlation_id. Limits (configurable, defaults shown): at most "
+    f"{_DEFAULT['max_command_bytes'].default} bytes (SFERUM_AUDIT_MAX_COMMAND_BYTES; else "
+    f"command-too-large), JSON nested at most {_DEFAULT['max_command_depth'].default} "
+    "levels (SFERUM_AUDIT_MAX_COMMAND_DEPTH; else command-too-deep), integers of at most "
+    f"{_DEFAULT['max_number_digits'].default} digits (SFERUM_AUDIT_MAX_NUMBER_DIGITS; else "
+    "number-too-long). The stream stores "
+    "it as <prefix>.ingest.<partition>.<school_id>.<command_type> (partition = FNV-1a of "
+    "the school token mod the partition count); a durable pull consumer per partition, "
+    "held by one instance at a time, decides batches in stream order in one transaction "
+    "each. Every message ends recorded (or duplicate), rejected (acked, kept with its code "
+    "and reason, published on the rejections channel) or dead-lettered. A command that "
+    "has to be tried again holds everything after it in its partition until it is "
+    "recorded or dead-lettered, so a school's commands are decided in stream order."
 )
 
 
@@ -113,14 +129,20 @@ def make_ingest_handler(processor: IngestProcessor | None) -> IngestHandler:
     ) -> None:
         """Records a batch of commands in one transaction, in stream order.
 
-        Each command is accepted or refused on its own; refused ones (bad JSON, schema
-        errors, broken rules, missing authority) are acked and kept with their reason.
-        Headers: ``Nats-Msg-Id`` = command_id (JetStream drops repeats), optional
-        ``reply_to`` (the answer goes there), optional ``correlation_id``. Partitioned
-        by school: one consumer applies a school's commands at a time, in order.
+        Each command is accepted or refused on its own; refused ones (too large or deep,
+        bad JSON, schema errors, broken rules, missing authority) are acked and kept with
+        their reason. Headers: ``Nats-Msg-Id`` = ``<command_id>:<SHA-256 prefix of the
+        bytes>``, optional ``reply_to`` (the answer goes there), optional
+        ``correlation_id``. Partitioned by school: one consumer decides a school's
+        commands at a time, in order, and holds them behind one being retried.
         """
         assert processor is not None, "a documentation-only handler"
-        await processor.process(message.raw_message)
+        try:
+            await processor.process(message.raw_message)
+        except Exception:
+            # Not one message's fault (those are settled inside): the batch stays unacked
+            # and comes back after ack_wait, in order.
+            log.exception("batch not handled; it is redelivered", size=len(message.raw_message))
 
     return ingest_commands
 
@@ -131,11 +153,20 @@ def build_broker(
     *,
     logger: Any = None,
     reconnected_cb: Callable[[], Awaitable[None]] | None = None,
+    disconnected_cb: Callable[[], Awaitable[None]] | None = None,
 ) -> NatsBroker:
-    """The broker; ``logger=None`` by default (FastStream's per-message lines cost ~25%)."""
+    """The broker; ``logger=None`` by default (FastStream's per-message lines cost ~25%).
+
+    It authenticates as the service (``SFERUM_AUDIT_NATS_*`` credentials and TLS).
+    """
     options: dict[str, Any] = {"reconnect_time_wait": 0.5}
+    security = nats_security(settings)
+    if security is not None:
+        options["security"] = security
     if reconnected_cb is not None:
         options["reconnected_cb"] = reconnected_cb
+    if disconnected_cb is not None:
+        options["disconnected_cb"] = disconnected_cb
     return NatsBroker(
         servers,
         logger=logger,
@@ -212,6 +243,13 @@ def guard_fetch(subscriber: Any) -> None:
     subscription._sferum_closing = closing
 
 
+def pause_fetching(subscriber: Any) -> None:
+    """Starts no other fetch on this subscriber (until it is stopped and made anew)."""
+    subscription = subscriber.subscription
+    if subscription is not None and getattr(subscription, "_sferum_guarded", False):
+        subscription._sferum_closing.set()
+
+
 async def quiesce(subscriber: Any, linger: float) -> None:
     """Lets the fetch in flight finish and starts no other, then waits ``linger`` seconds
     while still subscribed, so a late delivery lands in the subscription's queue."""
@@ -279,8 +317,10 @@ def document(broker: NatsBroker, settings: PipelineSettings) -> None:
         schema=OutboundEvent,
         title="rejections",
         description="Every rejected command (a RejectedCommand.Recorded event: error code, "
-        "message, the persons it names and the original payload sealed under their keys), "
-        "in the same global order as the events.",
+        "message, the persons it names and the original payload sealed under their keys; "
+        "of a payload over 65536 bytes only its first 65536 bytes, with payload_size, "
+        "payload_sha256 of the whole and payload_truncated), in the same global order as "
+        "the events.",
     )
     broker.publisher(
         f"{prefix}.dead-letters.{{school_id}}.{{command_type}}",
@@ -297,7 +337,9 @@ def document(broker: NatsBroker, settings: PipelineSettings) -> None:
         "{reply_to}",
         schema=CommandAnswer,
         title="answers",
-        description="The answer to a command published with a reply_to header.",
+        description="The answer to a command published with a reply_to header; sent only "
+        "to a plain subject under the allowed inbox prefixes (SFERUM_AUDIT_REPLY_PREFIXES, "
+        "default _INBOX.), never to the service's own subjects or the $JS/$KV APIs.",
     )
 
 
@@ -341,7 +383,10 @@ COMMAND_HEADERS: Final[dict[str, Any]] = {
             "description": "Ed25519 signature over the bytes of Sferum-Timestamp, '.', and "
             "the exact payload, with the source's current key.",
         },
-        "Nats-Msg-Id": {"type": "string", "description": "The command_id."},
+        "Nats-Msg-Id": {
+            "type": "string",
+            "description": "<command_id>:<first 32 hex digits of the SHA-256 of the payload>.",
+        },
         "reply_to": {"type": "string", "description": "Where to publish the answer."},
         "correlation_id": {"type": "string"},
     },

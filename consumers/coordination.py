@@ -9,7 +9,9 @@ An instance consumes a partition only while it holds its lease ``leases.p<n>``: 
 only if absent (``kv.create``), renewed with the revision it last wrote (``kv.update``),
 deleted when it hands the partition over. So a partition is consumed by one instance at a
 time, also while instances come and go: the new owner waits until the old one has
-released the lease, or until it expired after a crash.
+released the lease, or until it expired after a crash. An instance restarted under the
+same name (a fixed ``INSTANCE_ID``, which must then name one running process) takes back
+at once a lease that still names it: the crashed process cannot be using it.
 
 Resources that must run once in the whole deployment (the outbound relay) use the same
 leases without the round-robin: the first instance to take ``leases.relay`` keeps it.
@@ -58,10 +60,26 @@ class Lease:
         try:
             self.revision = await self.kv.create(self.key, self.owner)
         except KeyWrongLastSequenceError:
-            return False
+            return await self.reclaim()
         except (JsError, NatsError, TimeoutError) as error:
             log.warning("lease not acquired", lease=self.key, error=repr(error))
             return False
+        return True
+
+    async def reclaim(self) -> bool:
+        """Takes back a lease this instance's name still holds: an instance restarted with
+        the same ``INSTANCE_ID`` after a crash does not wait for its own lease to expire."""
+        try:
+            entry = await self.kv.get(self.key)
+            if entry.value != self.owner or entry.revision is None:
+                return False
+            self.revision = await self.kv.update(self.key, self.owner, last=entry.revision)
+        except (KeyNotFoundError, KeyWrongLastSequenceError):
+            return False
+        except (JsError, NatsError, TimeoutError) as error:
+            log.warning("lease not reclaimed", lease=self.key, error=repr(error))
+            return False
+        log.info("own lease taken back", lease=self.key)
         return True
 
     async def renew(self) -> bool:

@@ -74,7 +74,7 @@ class DeadLetter:
             deliveries=headers.get(hdr.DLQ_DELIVERIES, ""),
             error=headers.get(hdr.DLQ_ERROR, ""),
             failed_at=headers.get(hdr.DLQ_FAILED_AT, ""),
-            command_id=headers.get(hdr.DLQ_MSG_ID, ""),
+            command_id=hdr.command_id_of_msg_id(headers.get(hdr.DLQ_MSG_ID, "")),
             headers=headers,
             data=bytes(raw.data or b""),
         )

@@ -76,6 +76,7 @@ class EmbeddedNats:
         server_name: str = "sferum-audit-embedded",
         log_file: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        connect_options: dict[str, object] | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
@@ -84,6 +85,9 @@ class EmbeddedNats:
         self.server_name = server_name
         self.log_file = log_file
         self.extra_args = extra_args
+        # How the readiness check authenticates, when ``extra_args`` give a configuration
+        # (``-c FILE``) that admits no anonymous client.
+        self.connect_options = dict(connect_options or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -151,6 +155,7 @@ class EmbeddedNats:
                     allow_reconnect=False,
                     max_reconnect_attempts=0,
                     error_cb=_quiet,
+                    **self.connect_options,
                 )
             except (NatsError, OSError, TimeoutError) as error:
                 last_error = error

@@ -82,6 +82,18 @@ class Metrics:
             "Recorded events not yet published to the events stream.",
             registry=r,
         )
+        self.relay_foreign = Counter(
+            "sferum_audit_relay_foreign_messages",
+            "Messages found on the events stream that the log does not hold (the relay did "
+            "not publish them); each one is an alarm, logged with its stream sequence.",
+            registry=r,
+        )
+        self.relay_blocked = Gauge(
+            "sferum_audit_relay_blocked_position",
+            "Log position the relay cannot publish (0 when none); it is retried, never "
+            "skipped, and the log says why.",
+            registry=r,
+        )
         self.view_lag = Gauge(
             "sferum_audit_view_lag_events",
             "Recorded events the read views have not applied yet (when a follower runs).",
@@ -91,7 +103,7 @@ class Metrics:
     def expose(self) -> bytes:
         return generate_latest(self.registry)
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> object:  # noqa: S104  # scraped from outside
+    def serve(self, port: int, host: str = "127.0.0.1") -> object:
         """Starts the /metrics HTTP endpoint in a daemon thread; returns the server."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server

@@ -1,12 +1,18 @@
 """Publishing commands to the ingest: the helper publishers use (a school's example publisher).
 
 It sends each command to ``<prefix>.commands.<school_id>.<command-type>`` with
-``Nats-Msg-Id`` = the command id, so JetStream drops a repeat within its duplicate window
-(the store's command-id check covers later repeats), and with the school's source
-signature over the exact payload (``Sferum-Source``, ``Sferum-Timestamp``,
-``Sferum-Signature``; see ``application.authentication``): a school's publisher holds its
-source's private key (``SourceSigner``), the embedded demo signs as this installation
+``Nats-Msg-Id`` = ``<command_id>:<the first 32 hex digits of the SHA-256 of the exact
+payload bytes>`` (``message_id``). JetStream drops a repeat of the same bytes within its
+duplicate window, which the store would answer as a duplicate anyway; a resent command id
+with different content has another message id, so it always reaches the store and is
+refused there as ``command-id-reused`` (and kept), whenever it comes.
+
+Each command carries the school's source signature over the exact payload
+(``Sferum-Source``, ``Sferum-Timestamp``, ``Sferum-Signature``; see
+``application.authentication``): a school's publisher holds its source's private key
+(``SourceSigner``), the embedded demo signs as this installation
 (``application.local_sources.LocalSigner``). Unsigned commands are refused by the service.
+
 ``request`` also asks for an answer: the reply subject travels in the ``reply_to`` header
 (the message's own reply subject gets the stream's PubAck), and the answer is the
 command's result as JSON.
@@ -15,6 +21,7 @@ command's result as JSON.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +37,11 @@ from pydantic import BaseModel
 from sferum_audit.application.authentication import Signature, sign
 from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.subjects import Subjects
+
+
+def message_id(command_id: str, payload: bytes) -> str:
+    """The ``Nats-Msg-Id`` of a command: its id and a digest of its exact bytes."""
+    return f"{command_id}:{hashlib.sha256(payload).hexdigest()[:32]}"
 
 
 def command_dict(command: Mapping[str, Any] | BaseModel | str | bytes) -> dict[str, Any]:
@@ -85,14 +97,14 @@ class CommandPublisher:
         """Subject, payload and headers of one command."""
         data = command_dict(command)
         subject = self.subjects.command(str(data["school_id"]), str(data["type"]))
-        headers = {hdr.MSG_ID: str(data["command_id"])}
-        if data.get("correlation_id"):
-            headers[hdr.CORRELATION_ID] = str(data["correlation_id"])
         payload = (
             command
             if isinstance(command, bytes)
             else (command.encode() if isinstance(command, str) else json.dumps(data).encode())
         )
+        headers = {hdr.MSG_ID: message_id(str(data["command_id"]), payload)}
+        if data.get("correlation_id"):
+            headers[hdr.CORRELATION_ID] = str(data["correlation_id"])
         if self.signer is not None:
             signature = self.signer.signature(payload, str(data["school_id"]), str(data["type"]))
             headers.update(signature.as_headers())
@@ -166,9 +178,9 @@ class CommandPublisher:
         """Publishes one command and waits for its answer: ``{"command_id", "status":
         "recorded" | "duplicate" | "rejected" | "dead-lettered", "events" | "error"}``.
 
-        A repeat that JetStream drops within its duplicate window never reaches the ingest;
-        it is answered here from the PubAck (``duplicate``, with ``stream_sequence`` and no
-        events)."""
+        A repeat of the same bytes that JetStream drops within its duplicate window never
+        reaches the ingest; it is answered here from the PubAck (``duplicate``, with
+        ``stream_sequence`` and no events)."""
         nc = self.nc or self.js._nc
         inbox = nc.new_inbox()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -2,7 +2,9 @@
 
 The reason (code, message, subject, school, command type and id) is always shown; the
 payload is opened with its subjects' keys and shown as ``[erased]`` (``payload_state``
-``erased``) once any of them is destroyed (see ``application.rejections``).
+``erased``) once any of them is destroyed (see ``application.rejections``). A payload
+longer than 64 KiB shows its first 64 KiB (``payload_truncated``) beside the full size
+and SHA-256 digest.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ COLUMNS = (
     "payload",
     "payload_state",
     "named_persons",
+    "payload_size",
+    "payload_sha256",
+    "payload_truncated",
 )
 
 
@@ -65,6 +70,10 @@ def rejected_commands(
                 "payload": payload,
                 "payload_state": state,
                 "payload_encoding": event.payload_encoding,
+                # Records kept before payloads were bounded have none of these three.
+                "payload_size": getattr(event, "payload_size", None),
+                "payload_sha256": getattr(event, "payload_sha256", None),
+                "payload_truncated": bool(getattr(event, "payload_truncated", False)),
                 "named_persons": list(getattr(event, "named_persons", None) or []),
                 "actor_id": event.ctx.actor_id,
                 "correlation_id": event.ctx.correlation_id,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import nats
@@ -28,10 +29,12 @@ from sferum_audit.consumers.broker import (
     add_partition_subscriber,
     build_broker,
     make_ingest_handler,
+    pause_fetching,
     quiesce,
     release_unhandled,
     start_subscriber,
 )
+from sferum_audit.consumers.connection import connect_options, redact_urls
 from sferum_audit.consumers.coordination import Coordinator
 from sferum_audit.consumers.dead_letters import purge_naming
 from sferum_audit.consumers.ingest import BatchReport, IngestProcessor
@@ -151,9 +154,10 @@ class Pipeline:
 
     async def start(self) -> None:
         options = self.options
-        log.info("pipeline starting", instance=options.instance_id, nats=self.servers)
+        log.info("pipeline starting", instance=options.instance_id, nats=redact_urls(self.servers))
         self.nc = await nats.connect(
             servers=self.servers,
+            **connect_options(options),
             name=f"sferum-audit {options.instance_id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
@@ -166,7 +170,12 @@ class Pipeline:
         if self.app is None:
             tune_for_batches()
             self.app = await asyncio.to_thread(build_ingest_audit_log, self.settings)
-        self.broker = build_broker(self.servers, options, reconnected_cb=self._broker_reconnected)
+        self.broker = build_broker(
+            self.servers,
+            options,
+            reconnected_cb=self._broker_reconnected,
+            disconnected_cb=self._broker_disconnected,
+        )
         await self.broker.start()
         self.processor = CountingProcessor(
             self.app,
@@ -228,6 +237,16 @@ class Pipeline:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=2.0)
 
+    async def _broker_disconnected(self) -> None:
+        """Until each partition is restarted after the reconnect, its subscriber fetches
+        nothing more, and a batch it fetched is naked in order, not decided: a batch lost
+        with the connection comes back only after ``ack_wait`` and must not be
+        overtaken."""
+        for partition, subscriber in self._subscribers.items():
+            pause_fetching(subscriber)
+            if self.processor is not None:
+                self.processor.release(partition)
+
     async def _broker_reconnected(self) -> None:
         """After a reconnect, restart every partition: a batch fetched when the connection
         broke stays unacked until ``ack_wait``, and must not be overtaken by newer
@@ -278,17 +297,18 @@ class Pipeline:
         """Starts consuming a partition; first lets a crashed owner's batch come back.
 
         Messages a previous owner fetched and never acked are redelivered only after
-        ``ack_wait``; meanwhile JetStream would hand newer messages of the same schools to
-        a new consumer. So if any are pending, wait for them to fall due: redeliveries are
-        served before new messages.
+        ``ack_wait`` from their last delivery; until then JetStream would hand newer
+        messages of the same schools to a new consumer. So if any are pending, wait until
+        they fall due (at most ``ack_wait``): redeliveries are served before new messages.
         """
         assert self.js is not None
         assert self.broker is not None
+        if self.processor is not None:
+            self.processor.resume(partition)
         name = consumer_name(self.options, partition)
         clean = await self._take_clean_mark(partition)
-        pending = 0 if clean else await self._unacked(name)
-        if pending:
-            wait = self.options.ack_wait + 1.0
+        wait = 0.0 if clean else await self._until_unacked_due(name)
+        if wait > 0:
             log.info("waiting for unacked messages to come back", partition=partition, wait=wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=wait)
@@ -322,22 +342,26 @@ class Pipeline:
             await self.topology.leases.delete(f"clean.p{partition}", last=entry.revision)
         return True
 
-    async def _unacked(self, name: str) -> int:
-        """Messages of the partition delivered and not yet acked, after a moment for the
-        previous owner's last acks and naks to be processed."""
+    async def _until_unacked_due(self, name: str) -> float:
+        """Seconds until the partition's delivered-but-unacked messages are redelivered
+        (``ack_wait`` after the consumer's last delivery), after a moment for the previous
+        owner's last acks and naks to be processed; 0 if none are pending."""
         assert self.js is not None
-        pending = 0
-        for _ in range(10):
+        for _ in range(5):
             try:
                 info = await self.js.consumer_info(self.options.commands_stream, name)
             except Exception as error:
                 log.warning("consumer info not read", consumer=name, error=repr(error))
-                return 0
-            pending = info.num_ack_pending or 0
-            if not pending:
-                return 0
-            await asyncio.sleep(0.2)
-        return pending
+                return 0.0
+            if not info.num_ack_pending:
+                return 0.0
+            await asyncio.sleep(0.1)
+        last: datetime | None = info.delivered.last_active if info.delivered else None
+        ack_wait = float(self.options.ack_wait)
+        if last is None:
+            return ack_wait
+        since = (datetime.now(UTC) - last).total_seconds()
+        return min(max(ack_wait - since + 0.25, 0.0), ack_wait + 0.25)
 
     async def _stop_resource_now(self, name: str) -> None:
         if name == RELAY:
@@ -349,6 +373,8 @@ class Pipeline:
         await self._stop_partition(int(name[1:]), clean=True)
 
     async def _stop_partition(self, partition: int, *, clean: bool) -> None:
+        if self.processor is not None:
+            self.processor.release(partition)  # a batch held for a retry is naked in order
         starting = self._starting.pop(partition, None)
         if starting is not None and not starting.done():
             starting.cancel()

@@ -10,10 +10,13 @@ import json
 import os
 import socket
 import uuid
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sferum_audit.application.commands import CommandLimits
 
 
 def default_instance_id() -> str:
@@ -30,6 +33,46 @@ class PipelineSettings(BaseSettings):
         default="nats://127.0.0.1:4222",
         description="NATS server URL(s), comma-separated for a cluster. Ignored with "
         "--embedded-nats, which starts its own server.",
+    )
+    nats_creds_file: Path | None = Field(
+        default=None,
+        description="NATS credentials file (user JWT + nkey seed, as `nsc` writes it) the "
+        "service authenticates with.",
+    )
+    nats_nkey_seed_file: Path | None = Field(
+        default=None,
+        description="File holding the service's NATS nkey seed (SU...), for nkey "
+        "authentication without a JWT.",
+    )
+    nats_user: str | None = Field(default=None, description="NATS user name of the service.")
+    nats_password: SecretStr | None = Field(
+        default=None,
+        description="Password of SFERUM_AUDIT_NATS_USER (prefer SFERUM_AUDIT_NATS_PASSWORD_FILE).",
+    )
+    nats_password_file: Path | None = Field(
+        default=None, description="File whose first line is the password of the NATS user."
+    )
+    nats_token: SecretStr | None = Field(
+        default=None, description="NATS authentication token (prefer the _FILE form)."
+    )
+    nats_token_file: Path | None = Field(
+        default=None, description="File whose first line is the NATS authentication token."
+    )
+    nats_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate(s) (PEM) that NATS servers' certificates must chain "
+        "to; setting any TLS file turns TLS on.",
+    )
+    nats_tls_cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM) for NATS mutual TLS."
+    )
+    nats_tls_key_file: Path | None = Field(
+        default=None, description="Private key (PEM) of SFERUM_AUDIT_NATS_TLS_CERT_FILE."
+    )
+    reply_prefixes: Annotated[list[str], NoDecode] = Field(
+        default=["_INBOX."],
+        description="Subjects an answer may be published to must start with one of these "
+        "(comma-separated or a JSON list); any other reply_to is ignored and logged.",
     )
     embedded_nats_port: int = Field(
         default=0,
@@ -90,30 +133,55 @@ class PipelineSettings(BaseSettings):
         description="Seconds a pull waits to fill a batch before handling what it has.",
     )
     ack_wait: float = Field(
-        default=30.0,
+        default=5.0,
         gt=0,
         description="Seconds JetStream waits for an ack before it redelivers (a crashed "
-        "consumer's batch comes back after this).",
+        "consumer's batch comes back after this); a batch being worked on is kept in "
+        "progress every third of it.",
     )
     max_deliveries: int = Field(
         default=5,
         ge=1,
-        description="Deliveries of a command before a transient failure sends it to the "
-        "dead-letter stream.",
+        description="Tries of a command (JetStream's deliveries and the retries the ingest "
+        "holds in order) before it goes to the dead-letter stream.",
     )
     backoff: Annotated[list[float], NoDecode] = Field(
         default=[1.0, 5.0, 15.0, 60.0],
-        description="Seconds before redelivery after the 1st, 2nd, ... failed delivery "
-        "(comma-separated or a JSON list; the last value repeats).",
+        description="Seconds before the next try after the 1st, 2nd, ... failed try "
+        "(comma-separated or a JSON list; the last value repeats); the command and what "
+        "follows it in its partition wait, in order.",
     )
     lease_ttl: float = Field(
-        default=10.0,
+        default=5.0,
         ge=1.0,
         description="Seconds a partition lease (or an instance heartbeat) lives unless "
-        "renewed; a crashed instance's partitions move after this.",
+        "renewed; a crashed instance's partitions move after this (an instance restarted "
+        "with the same INSTANCE_ID takes its own leases back at once).",
     )
     rebalance_interval: float = Field(
-        default=2.0, gt=0, description="Seconds between heartbeats and rebalancing checks."
+        default=1.0,
+        gt=0,
+        description="Seconds between heartbeats, lease renewals and rebalancing checks.",
+    )
+    max_command_bytes: int = Field(
+        default=262_144,
+        ge=1024,
+        description="Largest command accepted, in bytes; a larger one is refused as "
+        "command-too-large (also the limit of `sferum-audit record` per line).",
+    )
+    max_command_depth: int = Field(
+        default=32,
+        ge=4,
+        le=200,
+        description="Deepest JSON nesting accepted; deeper input is refused as "
+        "command-too-deep (a valid command nests 3 levels).",
+    )
+    max_number_digits: int = Field(
+        default=100,
+        ge=1,
+        le=4300,
+        description="Most digits of an integer in a command; a longer one is refused as "
+        "number-too-long.",
     )
     relay_enabled: bool = Field(
         default=True, description="Publish recorded events to the events stream."
@@ -132,7 +200,11 @@ class PipelineSettings(BaseSettings):
         default=9464,
         description="Port of the Prometheus /metrics endpoint; unset or 0 disables it.",
     )
-    metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds.")  # noqa: S104  # metrics are scraped from outside
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the metrics endpoint binds; loopback unless configured "
+        "(0.0.0.0 for a scraper on another host).",
+    )
     graceful_timeout: float = Field(
         default=30.0,
         gt=0,
@@ -152,12 +224,50 @@ class PipelineSettings(BaseSettings):
             return [float(part) for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("reply_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _one_authentication(self) -> PipelineSettings:
+        chosen = [
+            name
+            for name, value in (
+                ("SFERUM_AUDIT_NATS_CREDS_FILE", self.nats_creds_file),
+                ("SFERUM_AUDIT_NATS_NKEY_SEED_FILE", self.nats_nkey_seed_file),
+                ("SFERUM_AUDIT_NATS_USER", self.nats_user),
+                ("SFERUM_AUDIT_NATS_TOKEN(_FILE)", self.nats_token or self.nats_token_file),
+            )
+            if value
+        ]
+        if len(chosen) > 1:
+            raise ValueError(f"choose one NATS authentication, not {' and '.join(chosen)}")
+        if (self.nats_password or self.nats_password_file) and not self.nats_user:
+            raise ValueError("a NATS password needs SFERUM_AUDIT_NATS_USER")
+        if bool(self.nats_tls_cert_file) != bool(self.nats_tls_key_file):
+            raise ValueError(
+                "SFERUM_AUDIT_NATS_TLS_CERT_FILE and SFERUM_AUDIT_NATS_TLS_KEY_FILE go together"
+            )
+        return self
+
     @field_validator("metrics_port", mode="before")
     @classmethod
     def _empty_port(cls, value: object) -> object:
         if value in ("", "0", 0):
             return None
         return value
+
+    def command_limits(self) -> CommandLimits:
+        return CommandLimits(
+            max_bytes=self.max_command_bytes,
+            max_depth=self.max_command_depth,
+            max_number_digits=self.max_number_digits,
+        )
 
     def delay_after(self, delivery: int) -> float:
         """Seconds before the next delivery once delivery number ``delivery`` failed."""

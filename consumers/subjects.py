@@ -18,8 +18,14 @@ A school id or command type is one subject token: the characters NATS gives a me
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Final
 from urllib.parse import unquote
+
+import structlog
+
+log = structlog.get_logger("sferum_audit.subjects")
 
 MSG_ID: Final = "Nats-Msg-Id"
 # FastStream's convention for JetStream requests: the reply subject travels in a header,
@@ -38,6 +44,15 @@ DLQ_MSG_ID: Final = "Sferum-Original-Msg-Id"
 EVENT_POSITION: Final = "Sferum-Position"
 EVENT_TYPE: Final = "Sferum-Event-Type"
 EVENT_AGGREGATE: Final = "Sferum-Aggregate-Id"
+
+_DIGEST_SUFFIX = re.compile(r":[0-9a-f]{32}$")
+
+
+def command_id_of_msg_id(msg_id: str) -> str:
+    """The command id in a ``Nats-Msg-Id`` (``<command_id>:<digest>``, see
+    ``consumers.publisher.message_id``); an id without the digest is returned as it is."""
+    return _DIGEST_SUFFIX.sub("", msg_id)
+
 
 UNKNOWN: Final = "_"
 _SPECIAL = {"%": "%25", ".": "%2E", "*": "%2A", ">": "%3E", " ": "%20", "\t": "%09"}
@@ -60,6 +75,26 @@ def encode_token(value: str | None) -> str:
 
 def decode_token(token: str) -> str | None:
     return None if token == UNKNOWN else unquote(token)
+
+
+def reply_allowed(subject: str, prefixes: Sequence[str], service_prefix: str = "sferum") -> bool:
+    """Whether an answer may go to ``subject`` (a command's ``reply_to`` header).
+
+    Only a plain subject (no wildcard, space or control character, no empty token) that
+    starts with one of ``prefixes`` (``SFERUM_AUDIT_REPLY_PREFIXES``, default
+    ``_INBOX.``) and lies outside the service's own ``<prefix>.`` subjects and the
+    JetStream API (``$JS.``, ``$KV.``) may receive one; any other is logged and ignored,
+    so a publisher cannot make the service write onto the events stream or call an API.
+    """
+    tokens = subject.split(".")
+    plain = all(tokens) and not any(
+        token in ("*", ">") or any(ord(c) <= 32 or ord(c) == 127 for c in token) for token in tokens
+    )
+    own = subject.startswith((f"{service_prefix}.", "$"))
+    allowed = plain and not own and any(subject.startswith(p) for p in prefixes if p)
+    if not allowed:
+        log.warning("answer not sent: reply subject not allowed", reply_to=subject[:200])
+    return allowed
 
 
 def fnv1a_32(data: bytes) -> int:

@@ -174,8 +174,25 @@ async def ensure_topology(
 
 async def _bucket(js: JetStreamContext, name: str, ttl: float | None, replicas: int) -> KeyValue:
     try:
-        return await js.key_value(name)
+        bucket = await js.key_value(name)
     except (BucketNotFoundError, NotFoundError):
         return await js.create_key_value(
             KeyValueConfig(bucket=name, history=1, ttl=ttl, replicas=replicas)
         )
+    await _keep_ttl(js, name, ttl)
+    return bucket
+
+
+async def _keep_ttl(js: JetStreamContext, name: str, ttl: float | None) -> None:
+    """A bucket made with another TTL (say, before ``LEASE_TTL`` changed) gets this one:
+    how long a crashed instance's leases block its partitions depends on it."""
+    if ttl is None:
+        return
+    info = await js.stream_info(f"KV_{name}")
+    if info.config.max_age is not None and abs(info.config.max_age - ttl) < 1e-3:
+        return
+    log.info("updating bucket ttl", bucket=name, ttl=ttl)
+    info.config.max_age = ttl
+    if info.config.duplicate_window is not None and info.config.duplicate_window > ttl:
+        info.config.duplicate_window = ttl  # JetStream wants it no longer than the TTL
+    await js.update_stream(info.config)

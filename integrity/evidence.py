@@ -267,7 +267,7 @@ class CheckpointLog:
         line = json.dumps(
             {"signed_at": signed_at.isoformat(), "checkpoint": note}, ensure_ascii=False
         )
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, (line + "\n").encode("utf-8"))
             os.fsync(fd)

@@ -39,6 +39,8 @@ class RangeOutcome:
     compared: int
     holes: int
     finding: Finding | None
+    first_hole: int | None = None
+    """The first position without a row in the range (compared as a hole)."""
 
 
 def classify(position: int, store_had_row: bool, sealed_leaf: bytes, covered: int) -> Finding:
@@ -90,6 +92,7 @@ def compare_range(
     hasher = PageHasher()
     done = low
     compared = holes_seen = 0
+    first_hole: int | None = None
     for page in pages(reader, low, high, page_size):
         last = page[-1][0]
         try:
@@ -97,13 +100,15 @@ def compare_range(
         except LeafEncodingError as exc:
             return RangeOutcome(compared, holes_seen, Finding("malformed", str(exc), exc.position))
         holes_seen += len(holes)
+        if holes and first_hole is None:
+            first_hole = holes[0]
         sealed = leaves.read(done, len(hashed))
         if b"".join(hashed) != sealed:
             index = _first_difference(hashed, sealed)
             position = done + 1 + index
             sealed_leaf = sealed[index * HASH_SIZE : (index + 1) * HASH_SIZE]
             finding = classify(position, position not in set(holes), sealed_leaf, covered)
-            return RangeOutcome(compared + index, holes_seen, finding)
+            return RangeOutcome(compared + index, holes_seen, finding, first_hole)
         compared += len(hashed)
         done = last
     if done < high:  # no rows after `done` in the range: holes, unless sealed as events
@@ -115,11 +120,16 @@ def compare_range(
                 index = _first_difference(hashed, sealed)
                 position = start + 1 + index
                 return RangeOutcome(
-                    compared + index, holes_seen, classify(position, False, b"", covered)
+                    compared + index,
+                    holes_seen,
+                    classify(position, False, b"", covered),
+                    first_hole,
                 )
             compared += len(hashed)
             holes_seen += len(hashed)
-    return RangeOutcome(compared, holes_seen, None)
+            if first_hole is None:
+                first_hole = start + 1
+    return RangeOutcome(compared, holes_seen, None, first_hole)
 
 
 def compare_range_in_process(

@@ -293,11 +293,44 @@ class Sealer:
             except LeafEncodingError as exc:
                 good = self._seal_before_bad_row(leaves, tree, page, position, holes)
                 return good + position - start, f"cannot seal: {exc}"
+            deleted = self._deletion(page_holes)
+            if deleted is not None:
+                first = page_holes[0]
+                keep = first - position - 1
+                if keep:
+                    leaves.append(b"".join(hashed[:keep]))
+                    tree.extend(hashed[:keep])
+                return first - 1 - start, deleted
             leaves.append(b"".join(hashed))
             tree.extend(hashed)
             holes.extend(page_holes)
             position = last
         return position - start, None
+
+    def _deletion(self, holes: list[int]) -> str | None:
+        """Why the first of ``holes`` must be a deleted event, or ``None`` if it may be a
+        position the store skipped (PostgreSQL's rolled-back inserts).
+
+        SQLite never skips a position. On PostgreSQL, a rolled-back insert leaves every
+        aggregate's versions whole, while a deleted event leaves a later version of its
+        aggregate without the one before it.
+        """
+        if not holes:
+            return None
+        first = holes[0]
+        if self._reader.gapless:
+            return (
+                f"position {first} has no event, and this store never skips a position: "
+                "an event was deleted before it was sealed; run `sferum-audit verify`"
+            )
+        gap = self._reader.first_version_gap(after=first)  # the events since: a few
+        if gap is not None:
+            return (
+                f"position {first} has no event and the event at position {gap[0]} is "
+                f"version {gap[1]} of its aggregate without version {gap[1] - 1}: an event "
+                "was deleted before it was sealed; run `sferum-audit verify`"
+            )
+        return None
 
     def _seal_before_bad_row(
         self,

@@ -37,6 +37,10 @@ class StoreReader(Protocol):
     prefetch: bool
     """Whether reading the next page in a thread while this one is hashed pays off
     (a network round trip does; SQLite's memory-mapped reads do not)."""
+    gapless: bool
+    """Whether the store never skips a position (SQLite: a position is the next rowid), so
+    a position without an event can only be a deletion; PostgreSQL's sequence skips the
+    values of rolled-back inserts."""
 
     def head(self) -> int:
         """The highest position in the store (0 if it is empty)."""
@@ -46,6 +50,13 @@ class StoreReader(Protocol):
 
     def count_after(self, position: int) -> int:
         """How many rows have a position greater than ``position``."""
+
+    def first_version_gap(self, after: int = 0) -> tuple[int, int] | None:
+        """(position, version) of the first event after position ``after`` whose aggregate
+        lacks the version before
+        it, if any: aggregates are written version after version, so a missing version is
+        a deleted event (a rolled-back insert leaves no such gap). ``None`` when there is no
+        gap, or when the store cannot be asked."""
 
     def close(self) -> None:
         """Release the reader's connection."""
@@ -81,6 +92,7 @@ class _SQLiteReader:
         self.description = f"SQLite {db_name} table {table}"
         self.spec: ReaderSpec | None = ReaderSpec("sqlite", table, sqlite_path=db_name)
         self.prefetch = False
+        self.gapless = True
         self._conn = sqlite3.connect(db_name, uri=True, check_same_thread=False)
         self._conn.isolation_level = None  # autocommit: each SELECT sees what is committed
         # Read the file through a memory map: no system call per page.
@@ -91,6 +103,12 @@ class _SQLiteReader:
         )
         self._head = f"SELECT MAX(rowid) FROM {table}"  # noqa: S608
         self._count = f"SELECT COUNT(*) FROM {table} WHERE rowid > ?"  # noqa: S608
+        self._gap = (
+            f"SELECT e.rowid, e.originator_version FROM {table} e "  # noqa: S608
+            "WHERE e.rowid > ? AND e.originator_version > 1 AND NOT EXISTS (SELECT 1 FROM "
+            f"{table} p WHERE p.originator_id = e.originator_id "
+            "AND p.originator_version = e.originator_version - 1) ORDER BY e.rowid LIMIT 1"
+        )
 
     def head(self) -> int:
         row = self._conn.execute(self._head).fetchone()
@@ -101,6 +119,10 @@ class _SQLiteReader:
 
     def count_after(self, position: int) -> int:
         return int(self._conn.execute(self._count, (position,)).fetchone()[0])
+
+    def first_version_gap(self, after: int = 0) -> tuple[int, int] | None:
+        row = self._conn.execute(self._gap, (after,)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
 
     def close(self) -> None:
         self._conn.close()
@@ -121,6 +143,7 @@ class _PostgresReader:
         self.description = f"PostgreSQL table {schema}.{table}"
         self.spec = spec
         self.prefetch = True
+        self.gapless = False
         self.on_close: Callable[[], None] | None = None
         self._connect = connect
         self._row_factory = tuple_row
@@ -133,6 +156,14 @@ class _PostgresReader:
         ).format(oid, name)
         self._head = sql.SQL("SELECT MAX(notification_id) FROM {}").format(name)
         self._count = sql.SQL("SELECT COUNT(*) FROM {} WHERE notification_id > %s").format(name)
+        self._gap = sql.SQL(
+            "SELECT e.notification_id, e.originator_version FROM {} e "
+            "WHERE e.notification_id > %s AND e.originator_version > 1 "
+            "AND NOT EXISTS (SELECT 1 FROM {} p "
+            "WHERE p.originator_id = e.originator_id "
+            "AND p.originator_version = e.originator_version - 1) "
+            "ORDER BY e.notification_id LIMIT 1"
+        ).format(name, name)
 
     def _one(self, query: Any, params: tuple[Any, ...] = ()) -> int:
         with self._connect() as conn, conn.cursor(row_factory=self._row_factory) as cur:
@@ -144,6 +175,11 @@ class _PostgresReader:
 
     def count_after(self, position: int) -> int:
         return self._one(self._count, (position,))
+
+    def first_version_gap(self, after: int = 0) -> tuple[int, int] | None:
+        with self._connect() as conn, conn.cursor(row_factory=self._row_factory) as cur:
+            row = cur.execute(self._gap, (after,)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
 
     def rows(self, after: int, upto: int, limit: int) -> list[RawRow]:
         # Ask for a window of `limit` positions at a time: a bounded index range, whatever
@@ -184,6 +220,7 @@ class _NotificationReader:
         self.description = f"{type(recorder).__name__} via select_notifications"
         self.spec: ReaderSpec | None = None
         self.prefetch = True
+        self.gapless = type(recorder).__module__ in ("eventsourcing.sqlite", "eventsourcing.popo")
         self._recorder = recorder
 
     def head(self) -> int:
@@ -200,6 +237,10 @@ class _NotificationReader:
         for page in pages(self, position, self.head(), 10_000, prefetch=False):
             count += len(page)
         return count
+
+    def first_version_gap(self, after: int = 0) -> tuple[int, int] | None:
+        """Not asked through the recorder's API."""
+        return None
 
     def close(self) -> None:
         """Nothing of its own to release."""

@@ -290,12 +290,13 @@ def _degraded_scan(
     store against every checkpoint with the store's own tree."""
     covered = trusted[-1].checkpoint.size
     exact = compare_range(reader, leaves, 0, min(report.head, authentic), covered, page_size)
-    _add(report, exact)
+    _add(report, exact, reader.gapless)
     if exact.finding is not None:
         return
     tree = _StoreTree(trusted, report)
     hasher = PageHasher()
     done = 0
+    edited = _EditedEvidence(leaves, authentic)
     for page in pages(reader, 0, min(report.head, covered), page_size):
         last = page[-1][0]
         try:
@@ -304,17 +305,80 @@ def _degraded_scan(
             report.findings.append(Finding("malformed", str(exc), exc.position))
             return
         tree.extend(hashed)
+        edited.compare(done, hashed)
         done = last
     for start in range(done + 1, covered + 1, 1 << 14):  # no rows there: holes
         stop = min(covered, start + (1 << 14) - 1)
-        tree.extend([hole_leaf_hash(p) for p in range(start, stop + 1)])
+        holes = [hole_leaf_hash(p) for p in range(start, stop + 1)]
+        tree.extend(holes)
+        edited.compare(start - 1, holes)
+    if not tree.failed:
+        edited.report(report, covered)
 
 
-def _add(report: VerifyReport, outcome: RangeOutcome) -> None:
+class _EditedEvidence:
+    """Where the leaf file first disagrees with the store, past its authentic part.
+
+    When the store reproduces every signed root and the leaf file does not, the store is
+    right and the evidence file was edited: ``verify`` names the first position they
+    disagree on (or where the file ends too early).
+    """
+
+    def __init__(self, leaves: LeafFile, authentic: int) -> None:
+        self.leaves = leaves
+        self.count = leaves.count()
+        self.authentic = authentic
+        self.first: int | None = None
+
+    def compare(self, done: int, hashed: list[bytes]) -> None:
+        """``hashed`` are the store's leaves of positions ``done + 1 ...``."""
+        if self.first is not None or done + len(hashed) <= self.authentic:
+            return
+        available = max(0, min(len(hashed), self.count - done))
+        sealed = self.leaves.read(done, available) if available else b""
+        for index in range(len(hashed)):
+            if (
+                index >= available
+                or hashed[index] != sealed[index * HASH_SIZE : (index + 1) * HASH_SIZE]
+            ):
+                self.first = done + 1 + index
+                return
+
+    def report(self, report: VerifyReport, covered: int) -> None:
+        if self.first is None:
+            return
+        ends = self.first > self.count
+        what = (
+            f"ends after {self.count} leaves"
+            if ends
+            else f"disagrees with the store first at position {self.first}"
+        )
+        report.findings.append(
+            Finding(
+                "evidence",
+                f"the store reproduces every signed checkpoint (up to {covered}) but "
+                f"{self.leaves.path.name} {what}: the evidence file was edited, not the log",
+                self.first,
+            )
+        )
+
+
+def _add(report: VerifyReport, outcome: RangeOutcome, gapless: bool = False) -> None:
     report.compared += outcome.compared
     report.holes += outcome.holes
     if outcome.finding is not None:
         report.findings.append(outcome.finding)
+    if gapless and outcome.first_hole is not None:
+        position = outcome.first_hole
+        report.findings.append(
+            Finding(
+                "missing",
+                f"position {position} has no event, and this store never skips a position: "
+                "an event was deleted there (before it was sealed, so it was sealed as a "
+                "hole)",
+                position,
+            )
+        )
 
 
 def _check_missing_tail(
@@ -341,6 +405,45 @@ def _check_missing_tail(
                 )
                 return
             report.compared += 1
+
+
+def _deleted_not_burned(reader: StoreReader, report: VerifyReport) -> None:
+    """On a store that skips positions (PostgreSQL), tell a deleted event from a burned
+    sequence number: a rolled-back insert leaves its aggregate's versions whole, a deleted
+    event leaves a later version of its aggregate without the one before it."""
+    gap = reader.first_version_gap()
+    if gap is None:
+        return
+    position, version = gap
+    report.findings.append(
+        Finding(
+            "missing",
+            f"the event at position {position} is version {version} of its aggregate but "
+            f"version {version - 1} is in the store nowhere: an event was deleted (an empty "
+            "position before it is that event, not a skipped sequence number)",
+        )
+    )
+
+
+def _first_unsealed_gap(
+    reader: StoreReader, covered: int, head: int, page_size: int, report: VerifyReport
+) -> None:
+    """On a store that never skips a position, a gap after the latest checkpoint is an
+    event deleted before it was sealed (the sealer refuses to go past it)."""
+    expected = covered + 1
+    for page in pages(reader, covered, head, page_size):
+        for row in page:
+            if row[0] != expected:
+                report.findings.append(
+                    Finding(
+                        "missing",
+                        f"position {expected} has no event, and this store never skips a "
+                        "position: an event was deleted there before it was sealed",
+                        expected,
+                    )
+                )
+                return
+            expected += 1
 
 
 def _split(high: int, parts: int) -> list[tuple[int, int]]:
@@ -442,12 +545,17 @@ def verify_store(
                     else iter([compare_range(reader, leaves, 0, high, covered, page_size)])
                 )
                 for outcome in outcomes:
-                    _add(report, outcome)
+                    _add(report, outcome, reader.gapless)
                     if outcome.finding is not None:
                         break
                 if not report.findings and head < sealed:
                     _check_missing_tail(leaves, head, sealed, covered, report)
             report.unsealed = reader.count_after(covered)
+            holes_after = report.unsealed < head - covered
+            if not reader.gapless and (report.holes or holes_after) and not report.findings:
+                _deleted_not_burned(reader, report)
+            if reader.gapless and not report.findings and report.unsealed < head - covered:
+                _first_unsealed_gap(reader, covered, head, page_size, report)
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)

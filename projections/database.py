@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from sferum_audit.application.settings import Settings
-from sferum_audit.application.store import use_write_ahead_log
+from sferum_audit.application.store import private_sqlite_file, use_write_ahead_log
 from sferum_audit.projections.settings import ViewsSettings, views_location
 from sferum_audit.projections.tables import TableSet
 
@@ -50,7 +50,8 @@ class ViewsDatabase:
         if url.startswith("sqlite"):
             path = sa.make_url(url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                private_sqlite_file(Path(path))  # 0600, and its -wal/-shm with it
                 use_write_ahead_log(Path(path))  # before several connections race to switch
         self.engine = sa.create_engine(url, **options)
         self.dialect = self.engine.dialect.name

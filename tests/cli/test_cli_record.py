@@ -210,3 +210,58 @@ def test_schema_prints_the_json_schema_of_every_command_type(sqlite_cli: Cli) ->
         if "type" in definition.get("properties", {})
     }
     assert types == set(COMMAND_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "code"),
+    [
+        ("[" * 10_000 + "]" * 10_000, "command-too-deep"),
+        ('{"command_id": "deep", "x": ' + '{"a": ' * 1_000 + "1" + "}" * 1_001, "command-too-deep"),
+        ('{"command_id": "huge", "x": ' + "9" * 5_000 + "}", "number-too-long"),
+        ('{"command_id": "long", "x": "' + "x" * 300_000 + '"}', "command-too-large"),
+    ],
+)
+def test_a_malformed_line_in_a_chunk_is_refused_alone_and_every_good_line_recorded(
+    sqlite_cli: Cli,
+    unique: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bad_line: str,
+    code: str,
+) -> None:
+    monkeypatch.setattr(records, "BATCH_SIZE", 4)
+    classes = [create_class(unique, n) for n in range(1, 10)]
+    path = write(tmp_path, register(unique), *classes[:3], bad_line, *classes[3:])
+
+    result = sqlite_cli("record", str(path), "--format", "json")
+
+    assert result.exit_code == 1
+    rows = jsonl(result.stdout)
+    assert [row["line"] for row in rows] == list(range(1, 12))
+    assert [row["status"] for row in rows].count("recorded") == 10
+    [refused] = [row for row in rows if row["status"] == "rejected"]
+    assert (refused["line"], refused["error"]["code"]) == (5, code)
+    assert "recorded 10 (" in result.stderr
+
+
+def test_a_line_that_makes_the_service_fail_is_refused_alone_by_its_number(
+    sqlite_cli: Cli, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sferum_audit.application.handlers import HANDLERS
+
+    original = HANDLERS["create-class"]
+
+    def fails_on_c3(uow: Any, command: Any, ctx: Any) -> None:
+        if command.class_id == "c3":
+            raise RuntimeError("a bug this command triggers")
+        original(uow, command, ctx)
+
+    monkeypatch.setitem(HANDLERS, "create-class", fails_on_c3)
+    path = write(tmp_path, register(unique), *(create_class(unique, n) for n in range(1, 6)))
+
+    result = sqlite_cli("record", str(path))
+
+    assert result.exit_code == 1
+    [refused] = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert refused.startswith("line 4: internal-error: the service failed on this command")
+    assert "recorded 5 (" in result.stdout

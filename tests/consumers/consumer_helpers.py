@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from nats.js import JetStreamContext
 
 from sferum_audit.application.receipts import CommandReceipt
 from sferum_audit.application.service import AuditLog
@@ -85,3 +88,23 @@ def rejections(app: AuditLog) -> list[dict[str, Any]]:
 
 def head(app: AuditLog) -> int:
     return app.recorder.max_notification_id() or 0
+
+
+async def events_on_stream(js: JetStreamContext, options: PipelineSettings) -> list[Any]:
+    """Every message of the events stream, in stream order."""
+    info = await js.stream_info(options.events_stream)
+    out = []
+    for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+        out.append(await js.get_msg(options.events_stream, sequence))
+    return out
+
+
+async def assert_relayed_exactly_once(
+    js: JetStreamContext, options: PipelineSettings, app: AuditLog
+) -> None:
+    """The events stream holds positions 1..head once each, in order."""
+    messages = await events_on_stream(js, options)
+    positions = [int(m.headers["Nats-Msg-Id"]) for m in messages]
+    assert positions == list(range(1, head(app) + 1))
+    body = json.loads(messages[0].data)
+    assert messages[0].subject == f"sferum.events.{body['school_id']}.{body['type']}"

@@ -8,6 +8,7 @@ directly, with messages built the way the test broker builds them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -249,10 +250,11 @@ async def test_a_refused_command_does_not_take_its_batch_down(
     assert len(list(rejected_commands(app))) == 2
 
 
-async def test_a_poison_command_is_isolated_and_dead_lettered_after_its_deliveries(
+async def test_a_poison_command_is_held_in_order_then_dead_lettered_and_the_rest_decided(
     app: AuditLog, options: PipelineSettings, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     school = school_commands(f"s-{unique}", moderations=2)
+    poison = next(c for c in school if c["type"] == "create-class")
     original = HANDLERS["create-class"]
 
     def explode(*args: Any) -> None:
@@ -260,39 +262,122 @@ async def test_a_poison_command_is_isolated_and_dead_lettered_after_its_deliveri
 
     monkeypatch.setitem(HANDLERS, "create-class", explode)
     transport = RecordingTransport()
+    options = options.model_copy(update={"backoff": [0.01], "max_deliveries": 2})
     processor = IngestProcessor(app, options, transport)
     report = await processor.process(await messages(school))
-    poison = next(c for c in school if c["type"] == "create-class")
-    assert report.retried == 1  # first delivery: naked with backoff
-    assert report.dead_lettered == 0
+    assert report.retried == 1  # tried again here, in order, before anything after it
+    assert report.dead_lettered == 1
     assert report.recorded + report.rejected == len(school) - 1
     assert not report.transient
-
-    options = options.model_copy(update={"max_deliveries": 1})
-    processor = IngestProcessor(app, options, transport)
-    report = await processor.process(await messages([poison]))
-    assert report.dead_lettered == 1
     [(subject, payload, headers)] = transport.dead
     assert subject == Subjects().dead_letter(poison["school_id"], "create-class")
     assert json.loads(payload) == poison
     assert "a bug this command triggers" in headers["Sferum-Error"]
+    assert headers["Sferum-Deliveries"] == "2"
     monkeypatch.setitem(HANDLERS, "create-class", original)
 
 
-async def test_an_unavailable_store_naks_the_whole_batch_and_pauses(
+async def test_commands_after_a_retried_one_are_decided_only_after_it(
+    app: AuditLog, options: PipelineSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creating the class fails once (the store blinks); the commands that need the class
+    must wait for it, not be refused."""
+    school = school_commands(f"s-{unique}", moderations=2)
+    original = HANDLERS["create-class"]
+    failures = {"left": 1}
+
+    def once(*args: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        original(*args)
+
+    monkeypatch.setitem(HANDLERS, "create-class", once)
+    options = options.model_copy(update={"backoff": [0.01], "max_deliveries": 3})
+    processor = IngestProcessor(app, options, RecordingTransport())
+    report = await processor.process(await messages(school))
+    assert report.retried == 1
+    assert report.dead_lettered == 0
+    assert report.rejected == 0
+    assert report.recorded == len(school)
+    assert receipt_ids(app) == [c["command_id"] for c in school]
+
+
+async def test_an_unavailable_store_holds_the_batch_then_dead_letters_it_in_order(
     app: AuditLog, options: PipelineSettings, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unavailable(*args: Any) -> None:
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(app, "handle_batch", unavailable)
-    options = options.model_copy(update={"backoff": [0.01]})
-    processor = IngestProcessor(app, options, RecordingTransport())
-    report = await processor.process(await messages(school_commands(f"s-{unique}")[:5]))
+    options = options.model_copy(update={"backoff": [0.01], "max_deliveries": 3})
+    transport = RecordingTransport()
+    processor = IngestProcessor(app, options, transport)
+    batch = school_commands(f"s-{unique}")[:5]
+    report = await processor.process(await messages(batch))
     assert report.transient
-    assert report.retried == 5
+    assert report.retried == 2  # one try per backoff for the whole batch, not per message
     assert report.recorded == 0
-    assert report.pause == pytest.approx(0.01)
+    assert report.dead_lettered == 5
+    assert [json.loads(payload)["command_id"] for _, payload, _ in transport.dead] == [
+        c["command_id"] for c in batch
+    ]
+
+
+async def test_a_released_partition_gives_its_held_messages_back_in_order(
+    app: AuditLog, options: PipelineSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: Any) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(app, "handle_batch", unavailable)
+    options = options.model_copy(update={"backoff": [30.0], "max_deliveries": 3})
+    processor = IngestProcessor(app, options, RecordingTransport())
+    batch = await messages(school_commands(f"s-{unique}")[:4])
+    naked: list[str] = []
+    for msg in batch:
+        msg.nak = lambda delay=None, m=msg: _note(naked, m)  # type: ignore[method-assign]
+    task = asyncio.create_task(processor.process(batch))
+    await asyncio.sleep(0.2)
+    processor.release(0)
+    report = await asyncio.wait_for(task, timeout=5)
+    assert report.dead_lettered == 0
+    assert naked == [json.loads(m.data)["command_id"] for m in batch]
+
+
+async def _note(naked: list[str], msg: Any) -> None:
+    naked.append(json.loads(msg.data)["command_id"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"[" * 10_000 + b"]" * 10_000, "command-too-deep"),
+        (b'{"a":' * 1_000 + b"1" + b"}" * 1_000, "command-too-deep"),
+        (b'{"command_id": ' + b"9" * 5_000 + b"}", "number-too-long"),
+        (b'{"command_id": "x", "reason": "' + b"x" * 300_000 + b'"}', "command-too-large"),
+        (b"\xff" * 10, "invalid-json"),
+    ],
+)
+async def test_malformed_messages_among_a_schools_commands_are_refused_alone(
+    app: AuditLog, options: PipelineSettings, unique: str, payload: bytes, code: str
+) -> None:
+    school = school_commands(f"s-{unique}", moderations=2)
+    batch: list[dict[str, Any] | bytes] = [*school[:4], payload, *school[4:]]
+    transport = RecordingTransport()
+    processor = IngestProcessor(app, options, transport)
+    report = await processor.process(await messages(batch))
+    assert (report.recorded, report.rejected, report.retried) == (len(school), 1, 0)
+    assert receipt_ids(app) == [c["command_id"] for c in school]
+    [kept] = list(rejected_commands(app))
+    assert kept["error_code"] == code
+    assert kept["payload_size"] == len(payload)
+
+
+def receipt_ids(app: AuditLog) -> list[str]:
+    from consumer_helpers import receipt_order
+
+    return receipt_order(app)
 
 
 def test_the_command_mix_is_valid_in_its_order(app: AuditLog, unique: str) -> None:
@@ -311,10 +396,13 @@ async def test_a_refused_command_sent_again_is_answered_alike_and_kept_once(
     await send(test_broker, school[0])
     add_to_unknown_chat = dict(school[7], command_id=f"bad-{unique}", chat_id="no-such-chat")
     await send(test_broker, add_to_unknown_chat)
+    payload = json.dumps(add_to_unknown_chat).encode()
+    school_id, kind = add_to_unknown_chat["school_id"], add_to_unknown_chat["type"]
     await test_broker.publish(  # the same command again, under a new Nats-Msg-Id
-        json.dumps(add_to_unknown_chat).encode(),
-        stored_subject(add_to_unknown_chat["school_id"], add_to_unknown_chat["type"]),
-        headers={"reply_to": INBOX, "Nats-Msg-Id": f"again-{unique}"},
+        payload,
+        stored_subject(school_id, kind),
+        headers={"reply_to": INBOX, "Nats-Msg-Id": f"again-{unique}"}
+        | signed(payload, school_id, kind),
     )
     assert answers[-1] == answers[-2]
     assert answers[-1]["error"]["code"] == "unknown-chat"

@@ -16,21 +16,27 @@ from typing import Any
 
 import nats
 import pytest
-from consumer_helpers import fast_options, head, receipt_order, receipts, rejections, wait_for
+from consumer_helpers import (
+    assert_relayed_exactly_once,
+    events_on_stream,
+    fast_options,
+    head,
+    receipt_order,
+    receipts,
+    rejections,
+    wait_for,
+)
 from eventsourcing.persistence import OperationalError
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 from source_signing import ProvisioningSigner
 
 from sferum_audit.application.handlers import HANDLERS
-from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.consumers.command_mix import school_commands
 from sferum_audit.consumers.dead_letters import dead_letters, retry
 from sferum_audit.consumers.embedded_nats import EmbeddedNats
 from sferum_audit.consumers.publisher import CommandPublisher
 from sferum_audit.consumers.service import Pipeline
-from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.subjects import partition_of
 
 pytestmark = pytest.mark.nats
@@ -62,26 +68,6 @@ def publisher(nc: Client, settings: Settings | None = None) -> CommandPublisher:
     the store of ``settings``; without settings, unsigned."""
     signer = ProvisioningSigner(settings) if settings is not None else None
     return CommandPublisher(nc.jetstream(), nc=nc, signer=signer)
-
-
-async def events_on_stream(js: JetStreamContext, options: PipelineSettings) -> list[Any]:
-    """Every message of the events stream, in stream order."""
-    info = await js.stream_info(options.events_stream)
-    out = []
-    for sequence in range(info.state.first_seq, info.state.last_seq + 1):
-        out.append(await js.get_msg(options.events_stream, sequence))
-    return out
-
-
-async def assert_relayed_exactly_once(
-    js: JetStreamContext, options: PipelineSettings, app: AuditLog
-) -> None:
-    """The events stream holds positions 1..head once each, in order."""
-    messages = await events_on_stream(js, options)
-    positions = [int(m.headers["Nats-Msg-Id"]) for m in messages]
-    assert positions == list(range(1, head(app) + 1))
-    body = json.loads(messages[0].data)
-    assert messages[0].subject == f"sferum.events.{body['school_id']}.{body['type']}"
 
 
 def settled(pipeline: Pipeline) -> int:
@@ -376,3 +362,16 @@ async def test_the_stream_partitions_schools_like_partition_of(
         tokens = stored.subject.split(".")
         assert tokens[:2] == ["sferum", "ingest"]
         assert int(tokens[2]) == partition_of(school, 8), school
+
+
+async def test_a_lease_bucket_made_with_another_ttl_gets_the_configured_one(
+    nats_server: EmbeddedNats, client: Client, unique: str
+) -> None:
+    from sferum_audit.consumers.topology import ensure_topology, leases_bucket
+
+    js = client.jetstream()
+    old = fast_options(nats_server.url, f"a-{unique}", lease_ttl=10.0)
+    await ensure_topology(js, old)
+    await ensure_topology(js, old.model_copy(update={"lease_ttl": 5.0}))
+    info = await js.stream_info(f"KV_{leases_bucket(old)}")
+    assert info.config.max_age == pytest.approx(5.0)

@@ -5,11 +5,13 @@ refusal stays readable. On SQLite and PostgreSQL, through the ingest's own proce
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import Mapper
 from faststream.nats.testing import build_message
 from source_signing import provision_local_source, signed_headers
 
@@ -384,3 +386,31 @@ async def test_an_erasure_arriving_over_the_ingest_erases_the_payloads_naming_th
     rows = rows_by_position(app)
     assert rows[first]["payload_state"] == "erased"
     assert rows[second]["payload_state"] == "readable"
+
+
+async def test_the_largest_refused_payloads_make_records_that_fit_one_nats_message(
+    app: AuditLog, unique: str
+) -> None:
+    """Whatever the size of what was refused, its record (as the relay publishes it, the
+    sealed payload and one key share per person) stays far below NATS's 1 MiB."""
+    school = School(app, unique)
+    many = [f"p{n}-{unique}" for n in range(MAX_NAMED_PERSONS)]
+    naming_everyone = dict(
+        school.removal_by_a_pupil(school.pupils[0], school.pupils[1], "ы" * 2_000_000),
+        children=many[2:],
+    )
+    binary = bytes(range(128, 256)) * 32_768  # 4 MiB that is not UTF-8
+    positions = await refuse(app, school.id, naming_everyone, binary)
+    rows = rows_by_position(app)
+    sent = [json.dumps(naming_everyone, ensure_ascii=False).encode(), binary]
+    for position, full in zip(positions, sent, strict=True):
+        row = rows[position]
+        assert row["payload_truncated"]
+        assert row["payload_size"] == len(full)
+        assert row["payload_sha256"] == hashlib.sha256(full).hexdigest()
+        [stored] = app.recorder.select_notifications(position, 1, stop=position)
+        event: Any = Mapper.to_domain_event(app.mapper, stored)
+        published = json.dumps(vars(event), default=str, ensure_ascii=False).encode()
+        assert len(published) < 300_000
+        assert len(stored.state) < 300_000
+    assert rows[positions[0]]["payload"].startswith('{"command_id"')

@@ -17,7 +17,13 @@ from typing import Any
 
 import nats
 import pytest
-from consumer_helpers import receipt_order, receipts, wait_for
+from consumer_helpers import (
+    assert_relayed_exactly_once,
+    head,
+    receipt_order,
+    receipts,
+    wait_for,
+)
 from source_signing import ProvisioningSigner
 
 from sferum_audit.application.bootstrap import build_audit_log
@@ -48,7 +54,7 @@ class Worker:
         self.log = tmp_path / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, hold: float) -> None:
+    def start(self, hold: float, **extra_env: str) -> None:
         env = dict(
             os.environ,
             SFERUM_AUDIT_ACK_WAIT="2",
@@ -58,6 +64,7 @@ class Worker:
             SFERUM_AUDIT_BATCH_TIMEOUT="0.05",
             SFERUM_AUDIT_LOG_FORMAT="json",
         )
+        env.update(extra_env)
         env.pop("SFERUM_AUDIT_DATABASE_URL", None)
         args = [
             "--data-dir",
@@ -86,6 +93,11 @@ class Worker:
             if line.startswith("{") and '"batch handled"' in line:
                 total += int(json.loads(line).get("duplicate", 0))
         return total
+
+    def logged(self, event: str) -> int:
+        """How many JSON log lines of the worker have this event."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return sum(f'"event": "{event}"' in line for line in text.splitlines())
 
     def batches_held(self) -> int:
         return len(self.marker.read_text().splitlines()) if self.marker.exists() else 0
@@ -131,6 +143,23 @@ async def ack_pending(url: str, partitions: int) -> int:
         await nc.close()
 
 
+async def assert_no_gap_on_the_events_stream(url: str, store: AuditLog) -> None:
+    """Once the relay caught up, the events stream holds positions 1..head once each."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        options = PipelineSettings(nats_url=url, instance_id="check")
+
+        async def caught_up() -> bool:
+            info = await js.stream_info(options.events_stream)
+            return bool(info.state.last_seq >= head(store))
+
+        await wait_for(caught_up, 30, "the relay")
+        await assert_relayed_exactly_once(js, options, store)
+    finally:
+        await nc.close()
+
+
 def assert_exactly_once_in_order(store: AuditLog, sent: list[dict[str, Any]]) -> None:
     counts = receipts(store)
     assert set(counts.values()) == {1}
@@ -160,6 +189,7 @@ async def test_a_consumer_killed_mid_batch_is_restarted_and_records_each_command
         await wait_for(lambda: len(receipts(store)) >= len(sent), 90, "every command")
         assert worker.duplicates_logged() > 0  # the killed batch came back, found recorded
         assert_exactly_once_in_order(store, sent)
+        await assert_no_gap_on_the_events_stream(nats_server.url, store)
     finally:
         worker.stop()
 
@@ -181,6 +211,29 @@ async def test_sigterm_lets_the_batch_in_hand_finish_and_be_acked(
         worker.start(hold=0)
         await wait_for(lambda: len(receipts(store)) >= len(sent), 90, "every command")
         assert worker.duplicates_logged() == 0  # nothing in hand was left unacked
+        assert_exactly_once_in_order(store, sent)
+    finally:
+        worker.stop()
+
+
+async def test_an_instance_restarted_under_its_name_takes_its_leases_back_at_once(
+    nats_server: EmbeddedNats, tmp_path: Path, store: AuditLog, unique: str
+) -> None:
+    """The leases would live a minute: the restarted instance must not wait for them."""
+    sent = commands(unique)
+    await publish(nats_server.url, sent, partitions=2)
+    worker = Worker(tmp_path, nats_server.url, tmp_path / "data", partitions=2)
+    same_name = {"SFERUM_AUDIT_INSTANCE_ID": f"audit-{unique}", "SFERUM_AUDIT_LEASE_TTL": "60"}
+    try:
+        worker.start(hold=1.0, **same_name)
+        await wait_for(lambda: worker.batches_held() >= 2, 60, "batches recorded, not acked")
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait(10)
+
+        worker.start(hold=0, **same_name)
+        await wait_for(lambda: worker.logged("own lease taken back") >= 2, 30, "the leases")
+        await wait_for(lambda: len(receipts(store)) >= len(sent), 30, "every command")
         assert_exactly_once_in_order(store, sent)
     finally:
         worker.stop()

@@ -41,12 +41,17 @@ def store_tree(log: SealedLog) -> MerkleTree:
     return tree
 
 
-def test_a_changed_leaf_file_is_evidence_tampering(sealed: SealedLog) -> None:
-    flip_leaf(sealed, 10)
+def test_a_changed_leaf_file_is_evidence_tampering_named_at_its_first_position(
+    sealed: SealedLog,
+) -> None:
+    flip_leaf(sealed, 10)  # the leaf of position 11
     report = verify_log(sealed.app.recorder, sealed.data_dir)
     assert not report.ok
-    assert [f.kind for f in report.findings] == ["evidence"], report.lines()
+    assert [f.kind for f in report.findings] == ["evidence", "evidence"], report.lines()
     assert "integrity folder was altered" in report.findings[0].message
+    assert "the evidence file was edited, not the log" in report.findings[1].message
+    assert report.first_bad_position == 11
+    assert report.summary().startswith("FAILED: first bad position 11:")
 
 
 def test_store_and_leaf_file_rewritten_together_are_still_caught(sealed: SealedLog) -> None:
@@ -139,8 +144,10 @@ def test_a_cut_leaf_file_is_caught(sealed: SealedLog) -> None:
     leaves = paths(sealed).leaves
     leaves.write_bytes(leaves.read_bytes()[: 32 * 10])
     report = verify_log(sealed.app.recorder, sealed.data_dir)
-    assert [f.kind for f in report.findings] == ["evidence"], report.lines()
+    assert [f.kind for f in report.findings] == ["evidence", "evidence"], report.lines()
     assert "cut short" in report.findings[0].message
+    assert report.first_bad_position == 11  # where the file ends too early
+    assert "ends after 10 leaves" in report.findings[1].message
     # The store itself still reproduces the checkpoint: nothing else is reported.
     latest = CheckpointLog(paths(sealed).checkpoints).last()
     assert latest is not None

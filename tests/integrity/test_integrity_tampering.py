@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from integrity_helpers import Dba, SealedLog, head, record_school
+from integrity_helpers import Cli, Dba, SealedLog, head, record_school
 
+from sferum_audit.integrity.store_reader import open_reader
 from sferum_audit.integrity.verifier import VerifyReport, verify_log
 
 Tamper = Callable[[Dba, int], None]
@@ -106,8 +107,83 @@ def test_a_truncated_log_is_caught(sealed: SealedLog, cut: int) -> None:
     assert f"the store ends at position {last - cut}" in report.findings[0].message
 
 
+def test_an_event_deleted_before_sealing_on_sqlite_stops_the_sealer_and_fails_verify(
+    sealed: SealedLog,
+) -> None:
+    """SQLite never skips a position, so a position without an event is a deletion: the
+    sealer raises the same alarm as for a truncated tail and signs nothing."""
+    if sealed.settings.database_url:
+        pytest.skip("PostgreSQL skips the positions of rolled-back inserts")
+    first = head(sealed.app)
+    record_school(sealed.app, f"{sealed.school}-b", 20)
+    hole = first + 3
+    sealed.dba.delete(hole)
+    result = sealed.sealer.run_once(force=True)
+    assert result.alarm is not None
+    assert f"position {hole} has no event" in result.alarm
+    assert result.checkpoint is None
+    assert result.size == hole - 1  # sealed up to the deletion, not past it
+    report = verify(sealed)
+    assert report.first_bad_position == hole, report.lines()
+    assert report.findings[0].kind == "missing"
+    cli = Cli(sealed.settings)
+    refused = cli("seal")
+    assert refused.exit_code != 0
+    assert f"position {hole} has no event" in refused.stderr
+
+
+def test_a_hole_sealed_on_sqlite_by_an_earlier_version_fails_verify(
+    sealed: SealedLog,
+) -> None:
+    """Evidence from before this check sealed the deletion as a hole: verify says so."""
+    if sealed.settings.database_url:
+        pytest.skip("PostgreSQL skips the positions of rolled-back inserts")
+    first = head(sealed.app)
+    record_school(sealed.app, f"{sealed.school}-b", 20)
+    hole = first + 3
+    sealed.dba.delete(hole)
+    sealed.sealer._reader.gapless = False  # type: ignore[misc]  # the earlier sealer
+    assert sealed.sealer.run_once(force=True).holes == (hole,)
+    report = verify(sealed)
+    assert not report.ok
+    assert report.first_bad_position == hole, report.lines()
+    assert "never skips a position" in report.summary()
+
+
+def test_an_event_deleted_before_sealing_on_postgresql_is_told_from_a_burned_number(
+    sealed: SealedLog,
+) -> None:
+    """The empty position could be a rolled-back insert, but the deleted event's aggregate
+    now lacks a version: the sealer refuses to seal past it and verify names the deletion.
+    (A rolled-back insert keeps every aggregate whole and is sealed as a hole: see the
+    sealer's tests.)"""
+    if not sealed.settings.database_url:
+        pytest.skip("SQLite refuses to seal the hole at all (tests above)")
+    first = head(sealed.app)
+    record_school(sealed.app, f"{sealed.school}-b", 20)
+    reader = open_reader(sealed.app.recorder)
+    rows = reader.rows(first, head(sealed.app), 10_000)
+    reader.close()
+    versions = {(row[1], row[2]): row[0] for row in rows}
+    victim, version = next((row[0], row[2]) for row in rows if (row[1], row[2] + 1) in versions)
+    sealed.dba.delete(victim)
+    result = sealed.sealer.run_once(force=True)
+    assert result.alarm is not None
+    assert f"position {victim} has no event" in result.alarm
+    assert result.checkpoint is None
+    assert result.size == victim - 1
+    report = verify(sealed)
+    assert not report.ok
+    [finding] = report.findings
+    assert finding.kind == "missing"
+    assert f"version {version + 1} of its aggregate" in finding.message
+    assert "an event was deleted" in report.summary()
+
+
 def test_an_event_put_into_a_sealed_hole_is_caught(sealed: SealedLog) -> None:
     """A position that held no event when sealed (a hole) must stay empty."""
+    if not sealed.settings.database_url:
+        pytest.skip("SQLite never leaves a hole to seal: see the tests above")
     first = head(sealed.app)
     record_school(sealed.app, f"{sealed.school}-b", 20)
     hole = first + 3
