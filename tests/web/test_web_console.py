@@ -151,6 +151,7 @@ def test_a_class_teachers_removal_shows_up_in_the_audit_trail_under_their_name(
     assert "Оскорбление одноклассника" in trail.text
     assert f"{school.person('t-1')} (class-teacher)" in trail.text
     assert f"web-console/{school.id}" in trail.text  # the console vouched for the act
+    assert "сообщение удалено" in trail.text  # the action in the order's words
 
 
 def test_a_teacher_is_refused_a_chat_they_do_not_control(
