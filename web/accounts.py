@@ -34,7 +34,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.application import Application
 
 from sferum_audit.application.settings import Settings
-from sferum_audit.application.store import persistence_environment
+from sferum_audit.application.store import (
+    keep_private,
+    persistence_environment,
+    private_sqlite_file,
+)
 from sferum_audit.domain.api_token import ApiToken
 from sferum_audit.domain.console_account import ConsoleAccount, check_login
 from sferum_audit.domain.errors import DomainError
@@ -147,9 +151,11 @@ def _token_hash(token: str) -> str:
 
 
 def console_log_environment(settings: Settings) -> dict[str, str]:
-    env = persistence_environment(settings)
+    env = persistence_environment(settings)  # also keeps the data folder private
     if not settings.database_url:
-        env["SQLITE_DBNAME"] = str(settings.data_dir / "web-console-events.sqlite")
+        path = settings.data_dir / "web-console-events.sqlite"
+        private_sqlite_file(path)
+        env["SQLITE_DBNAME"] = str(path)
     env.pop("APPLICATION_RECORDER_TOPIC", None)
     return env
 
@@ -162,8 +168,10 @@ def credentials_engine(settings: Settings) -> sa.Engine:
         if settings.database_schema:
             engine = engine.execution_options(schema_translate_map={None: settings.database_schema})
         return engine
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return sa.create_engine(f"sqlite:///{settings.data_dir / 'web-console.sqlite'}")
+    keep_private(settings.data_dir)
+    path = settings.data_dir / "web-console.sqlite"
+    private_sqlite_file(path)  # password hashes and session hashes: 0600, like the store
+    return sa.create_engine(f"sqlite:///{path}")
 
 
 class Accounts:

@@ -78,3 +78,11 @@ def test_an_administrator_issues_and_revokes_an_api_token(
     assert code == 0, out
     code, out = run(settings, "web-token", "list", "--school", school.id)
     assert f"{token_id}\t{school.id}\tsecurity-officer\tSIEM\trevoked" in out
+
+
+def test_the_consoles_files_are_the_service_users_alone(sqlite_settings: Settings) -> None:
+    accounts = Accounts(sqlite_settings)
+    accounts.close()
+    for name in ("web-console.sqlite", "web-console-events.sqlite"):
+        mode = (sqlite_settings.data_dir / name).stat().st_mode & 0o777
+        assert mode == 0o600, (name, oct(mode))
