@@ -63,6 +63,7 @@ class Worker:
             SFERUM_AUDIT_BATCH_SIZE="20",
             SFERUM_AUDIT_BATCH_TIMEOUT="0.05",
             SFERUM_AUDIT_LOG_FORMAT="json",
+            SFERUM_AUDIT_WORKERS="1",  # one process: the test patches its batch handling
         )
         env.update(extra_env)
         env.pop("SFERUM_AUDIT_DATABASE_URL", None)
