@@ -30,20 +30,17 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from sferum_audit.application.commands import (
-    DEFAULT_LIMITS,
-    Command,
-    CommandLimits,
-    parse_command,
-)
 from sferum_audit.domain.errors import DomainError
 from sferum_audit.domain.source import Source
+
+if TYPE_CHECKING:  # the command schema loads with the first command read (see service.py)
+    from sferum_audit.application.commands import Command, CommandLimits
 
 SOURCE_HEADER: Final = "Sferum-Source"
 TIMESTAMP_HEADER: Final = "Sferum-Timestamp"
@@ -136,11 +133,13 @@ def vouched_command(
     body: bytes,
     signature: Signature | None,
     received_at: datetime,
-    limits: CommandLimits = DEFAULT_LIMITS,
+    limits: CommandLimits | None = None,
 ) -> Command:
     """The command in ``body`` with the credentials it arrived with, for ``AuditLog`` to
     authenticate (raises ``CommandRejected`` for bytes that are not a command)."""
-    command = parse_command(body, limits)
+    from sferum_audit.application.commands import DEFAULT_LIMITS, parse_command
+
+    command = parse_command(body, limits or DEFAULT_LIMITS)
     command._credentials = Credentials(body, signature, received_at)
     return command
 

@@ -21,10 +21,10 @@ from sferum_audit.domain.authority import (
     authorities_over,
     check_actor_role,
 )
-from sferum_audit.domain.chat import Candidate, Chat
+from sferum_audit.domain.chat import Candidate, Chat, MembershipNotAllowed
 from sferum_audit.domain.context import CommandContext, DatedBeforeFact, check_not_before
 from sferum_audit.domain.elzhur_account import ElzhurAccount
-from sferum_audit.domain.erasure import Erasure
+from sferum_audit.domain.erasure import Erasure, ErasureParties
 from sferum_audit.domain.errors import ActorNotPermitted, DomainError, InvalidValue
 from sferum_audit.domain.invitation import Invitation
 from sferum_audit.domain.profile import Profile
@@ -151,8 +151,9 @@ def is_admin_at(school: School, cmd: c.CommandBase) -> bool:
     )
 
 
-def candidate_of(school: School, profile: Profile, at: datetime) -> Candidate:
-    """Whether a person may be in a class's chats depends on these facts at ``at``."""
+def candidate_of(school: School, profile: Profile, at: datetime | None) -> Candidate:
+    """Whether a person may be in a class's chats depends on these facts at ``at``
+    (``None``: now)."""
     children: set[str] = set()
     if profile.role == "parent":
         children = {c for kid in profile.children if (c := school.class_of(kid, at))}
@@ -283,7 +284,7 @@ def end_class_teacher_memberships(
             try:
                 chat.check_may_join(candidate_of(school, profile, ctx.occurred_at))
             except DomainError:
-                chat.remove_member(ctx, teacher_id, f"no longer class teacher of {class_id}")
+                chat.end_membership(ctx, teacher_id, f"no longer class teacher of {class_id}")
 
 
 @handles("release-class-teacher")
@@ -318,13 +319,13 @@ def leave_class_chats(
     for chat in chats_of_class(uow, school, class_id):
         for member_id, role in sorted(chat.members.items()):
             if member_id == child:
-                chat.remove_member(ctx, member_id, reason)
+                chat.end_membership(ctx, member_id, reason)
             elif role == "parent" and parent_of(uow, member_id, child):
                 profile = profile_in(uow, school, member_id)
                 try:
                     chat.check_may_join(candidate_of(school, profile, ctx.occurred_at))
                 except DomainError:
-                    chat.remove_member(ctx, member_id, f"their child {child}: {reason}")
+                    chat.end_membership(ctx, member_id, f"their child {child}: {reason}")
 
 
 def chats_of_class(uow: UnitOfWork, school: School, class_id: str) -> list[Chat]:
@@ -354,7 +355,7 @@ def record_departure(uow: UnitOfWork, cmd: c.RecordDeparture, ctx: CommandContex
         profile.mark_left_school(ctx)
     for chat in chats:
         if cmd.person_id in chat.members:
-            chat.remove_member(ctx, cmd.person_id, "left the school")
+            chat.end_membership(ctx, cmd.person_id, "left the school")
     if student_class is not None:
         leave_class_chats(uow, school, ctx, student_class, cmd.person_id, "left the school")
 
@@ -387,10 +388,10 @@ def register_profile(uow: UnitOfWork, cmd: c.RegisterProfile, ctx: CommandContex
 @handles("link-account")
 def link_account(uow: UnitOfWork, cmd: c.LinkAccount, ctx: CommandContext) -> None:
     school, _, _ = verified_actor(uow, cmd)
-    profile = profile_in(uow, school, cmd.profile_id)
+    profile = active_profile_in(uow, school, cmd.profile_id, ctx.occurred_at)
     account = uow.find(ElzhurAccount, ElzhurAccount.create_id(cmd.elzhur_account_id))
     if account is not None:
-        account.check_free_for(cmd.profile_id)
+        account.check_free_for(cmd.profile_id, ctx.occurred_at)
     profile.link_account(ctx, cmd.elzhur_account_id, is_admin_at(school, cmd))
     if account is None:
         uow.add(
@@ -447,11 +448,10 @@ def appoint_chat_moderator(
 ) -> None:
     school, standing, _ = verified_actor(uow, cmd)
     chat = chat_of(uow, school, cmd.chat_id)
-    moderator = profile_in(uow, school, cmd.profile_id)
     at = ctx.occurred_at
+    moderator = active_profile_in(uow, school, cmd.profile_id, at)
     if moderator.role != "teacher" and not school.is_administrator(cmd.profile_id, at):
         raise ActorNotPermitted("students and parents moderate nothing; moderators are teachers")
-    check_not_before(at, moderator.registered_at, f"profile {cmd.profile_id!r} was registered")
     chat.appoint_moderator(ctx, standing, cmd.profile_id)
 
 
@@ -476,8 +476,14 @@ def add_member(uow: UnitOfWork, cmd: c.AddMember, ctx: CommandContext) -> None:
     if cmd.via == "account-link" and member.elzhur_account_id is None:
         raise InvalidValue(f"{cmd.profile_id} has no linked ElZhur account to join by")
     if member.role not in INVITATION_ROLES:
-        raise InvalidValue(f"a {member.role} profile does not join chats as a member")
-    chat.join(ctx, candidate_of(school, member, ctx.occurred_at), member.role, cmd.via)
+        raise MembershipNotAllowed(
+            f"{cmd.profile_id} has a {member.role} profile, which joins no chat: members are "
+            "students, parents and teachers"
+        )
+    candidate = candidate_of(school, member, ctx.occurred_at)
+    chat.check_may_join(candidate)
+    chat.check_may_still_join(candidate_of(school, member, None), member.active_at())
+    chat.join(ctx, candidate, member.role, cmd.via)
 
 
 @handles("leave-chat")
@@ -536,6 +542,7 @@ def redeem_invitation(uow: UnitOfWork, cmd: c.RedeemInvitation, ctx: CommandCont
     chat.check_existed_at(at)
     chat.check_can_join(cmd.actor.id)
     chat.check_may_join(candidate)
+    chat.check_may_still_join(candidate_of(school, profile, None), profile.active_at())
     invitation.redeem(ctx, cmd.actor.id, profile.role, is_admin)
     chat.join(ctx, candidate, invitation.role, "invitation", cmd.invitation_id)
 
@@ -685,23 +692,33 @@ def dismiss_incident(uow: UnitOfWork, cmd: c.DismissIncident, ctx: CommandContex
 
 @handles("erase-personal-data")
 def erase_personal_data(uow: UnitOfWork, cmd: c.ErasePersonalData, ctx: CommandContext) -> None:
-    """Records the erasure; the caller destroys the subject's key once it is saved."""
+    """Records the erasure; ``application.erasure`` destroys the key and the rest once it
+    is saved. Reads who the subject and the requester are; the rules are the domain's."""
     school = school_of(uow, cmd)
     uow.check_absent(
         Erasure, Erasure.create_id(cmd.school_id, cmd.erasure_id), "erasure", cmd.erasure_id
     )
+    subject_schools = set()
+    subject = uow.find(Profile, Profile.create_id(cmd.subject_id))
+    if subject is not None:
+        subject_schools.add(subject.school_id)
+    if cmd.subject_id in school.state.roster:
+        subject_schools.add(school.school_id)
     requester = uow.find(Profile, Profile.create_id(cmd.requested_by))
-    is_parent = requester is not None and requester.is_parent_of(cmd.subject_id)
+    parties = ErasureParties(
+        subject_schools=frozenset(subject_schools),
+        requester_is_parent=requester is not None and requester.is_parent_of(cmd.subject_id),
+        actor_is_administrator=school.is_administrator(cmd.actor.id, ctx.occurred_at),
+    )
     uow.add(
         Erasure.record(
             ctx,
-            cmd.school_id,
-            cmd.erasure_id,
-            cmd.subject_id,
-            cmd.requested_by,
-            is_parent,
-            cmd.basis,
-            school.is_administrator(cmd.actor.id, ctx.occurred_at),
+            school_id=cmd.school_id,
+            erasure_id=cmd.erasure_id,
+            subject_id=cmd.subject_id,
+            requested_by=cmd.requested_by,
+            basis=cmd.basis,
+            parties=parties,
         )
     )
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -38,11 +38,13 @@ from sferum_audit.application.authentication import (
     sign,
     vouched_command,
 )
-from sferum_audit.application.commands import Command
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
 from sferum_audit.domain.source import Source, check_public_key
 from sferum_audit.integrity.keys import load_or_create_signing_key
+
+if TYPE_CHECKING:
+    from sferum_audit.application.commands import Command
 
 LOCAL_SOURCE_PREFIX: Final = "local-cli/"
 OPERATOR_ACTOR: Final = {"id": "deployment-operator", "role": "school-administration"}

@@ -5,6 +5,14 @@ and the views need no crypto. A stored personal field is ``{"subject": ..., "sea
 base64(nonce || ciphertext)}``; reading it back gives the text, or ``[erased]`` once the
 subject's key is destroyed. The subject id is bound into the ciphertext as associated
 data, so a sealed value cannot be moved to another person.
+
+Free text (every personal field but a name: reasons, excerpts, descriptions, notes) may
+name other people too. It is sealed under two keys at once: the subject's and its own
+record's (``{"subject", "text": "text/<aggregate id>/<version>", "sealed"}``; the AES key
+is the XOR of the two, both subjects bound as associated data). Destroying either key
+makes it unreadable, so erasing a person destroys the text keys of exactly the records
+whose text names them (``application.free_text``), and no stored byte changes. Values
+stored before this have no ``text`` part and open with the subject's key alone.
 """
 
 from __future__ import annotations
@@ -21,7 +29,13 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 
 from sferum_audit.application.subject_keys import SubjectKeys
-from sferum_audit.domain.personal_data import ERASED, PERSONAL_FIELDS, PersonalFields
+from sferum_audit.domain.personal_data import (
+    ERASED,
+    NAME_FIELDS,
+    PERSONAL_FIELDS,
+    PersonalFields,
+    text_subject,
+)
 
 NONCE_BYTES = 12
 
@@ -43,6 +57,29 @@ def open_sealed(cipher: AESGCM | None, subject: str, sealed: str) -> bytes | Non
         return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode())
     except InvalidTag:
         return None
+
+
+def seal_text(
+    subject: str, key: bytes, text_subject: str, text_key: bytes, text: str
+) -> dict[str, str]:
+    """Free ``text`` sealed under both keys (see the module docstring)."""
+    nonce = os.urandom(NONCE_BYTES)
+    combined = bytes(a ^ b for a, b in zip(key, text_key, strict=True))
+    aad = f"{subject}\n{text_subject}".encode()
+    ciphertext = AESGCM(combined).encrypt(nonce, text.encode(), aad)
+    return {
+        "subject": subject,
+        "text": text_subject,
+        "sealed": base64.b64encode(nonce + ciphertext).decode(),
+    }
+
+
+def open_text(key: bytes | None, text_key: bytes | None, sealed: dict[str, str]) -> bytes | None:
+    """The plain bytes of a ``seal_text`` value, or ``None`` once either key is gone."""
+    if key is None or text_key is None:
+        return None
+    combined = bytes(a ^ b for a, b in zip(key, text_key, strict=True))
+    return open_sealed(AESGCM(combined), f"{sealed['subject']}\n{sealed['text']}", sealed["sealed"])
 
 
 def event_type(topic_or_qualname: str) -> str:
@@ -85,6 +122,8 @@ class PersonalDataMapper(Mapper[UUID]):
                 state = vars(domain_event)
                 if any(state.get(name) is not None for name in spec.fields):
                     subjects.add(str(state[spec.subject_field]))
+                if any(state.get(name) is not None for name in _free_text(spec)):
+                    subjects.add(_text_subject_of(domain_event))
         self._keys.ensure_keys(subjects)
 
     # -- sealing ------------------------------------------------------------------------------
@@ -94,13 +133,20 @@ class PersonalDataMapper(Mapper[UUID]):
     ) -> DomainEventProtocol[UUID]:
         state: dict[str, Any] = dict(vars(domain_event))
         subject = str(state[spec.subject_field])
-        key = None
+        key = text_key = None
+        text = _text_subject_of(domain_event)
         for name in spec.fields:
             value = state.get(name)
             if value is None or value == ERASED:
                 continue
             key = key or self._keys.key_for_writing(subject)
-            state[name] = seal(subject, key, str(value)) if key else ERASED
+            if name in NAME_FIELDS:
+                state[name] = seal(subject, key, str(value)) if key else ERASED
+                continue
+            text_key = text_key or self._keys.key_for_writing(text)
+            state[name] = (
+                seal_text(subject, key, text, text_key, str(value)) if key and text_key else ERASED
+            )
         copy = object.__new__(type(domain_event))
         object.__setattr__(copy, "__dict__", state)
         return copy
@@ -108,5 +154,17 @@ class PersonalDataMapper(Mapper[UUID]):
     def _open(self, sealed: dict[str, str]) -> str:
         subject = sealed["subject"]
         key = self._keys.key_for_reading(subject)
-        plain = open_sealed(None if key is None else AESGCM(key), subject, sealed["sealed"])
+        if "text" in sealed:
+            text_key = None if key is None else self._keys.key_for_reading(sealed["text"])
+            plain = open_text(key, text_key, sealed)
+        else:
+            plain = open_sealed(None if key is None else AESGCM(key), subject, sealed["sealed"])
         return ERASED if plain is None else plain.decode()
+
+
+def _free_text(spec: PersonalFields) -> tuple[str, ...]:
+    return tuple(name for name in spec.fields if name not in NAME_FIELDS)
+
+
+def _text_subject_of(domain_event: DomainEventProtocol[UUID]) -> str:
+    return text_subject(domain_event.originator_id, domain_event.originator_version)

@@ -14,11 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from eventsourcing.utils import Environment, EnvType
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+
+READ_ONLY_POSTGRES_OPTIONS = "-c default_transaction_read_only=on"
 
 
 class BinaryInsertRecorder(PostgresApplicationRecorder):
@@ -69,3 +73,20 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
             ),
             prepare=True,
         )
+
+
+class ReadOnlyPostgresFactory(PostgresFactory):
+    """``eventsourcing.postgres``'s factory whose connections open every transaction
+    read-only (``default_transaction_read_only``), for commands that only read: such a
+    command cannot change the store, whatever it runs."""
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)
+        given = self.datastore.pool.kwargs
+        kwargs: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+        kwargs["options"] = READ_ONLY_POSTGRES_OPTIONS
+        self.datastore.pool.kwargs = kwargs  # the pool connects on first use, after this
+        # Connect once now: an unreachable database fails at once with the driver's own
+        # message, where the lazily opened pool would only time out.
+        probe = {k: v for k, v in kwargs.items() if k != "row_factory"}
+        psycopg.connect(**probe, connect_timeout=10).close()

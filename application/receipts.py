@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 from eventsourcing.utils import get_topic
 
-from sferum_audit.application.commands import CommandBase
 from sferum_audit.domain.base import AuditedAggregate, unique_stable_id
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
+
+if TYPE_CHECKING:  # only typing: reading the log does not load the command models
+    from sferum_audit.application.commands import CommandBase
 
 
 class CommandIdReused(DomainError):

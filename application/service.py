@@ -11,18 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Recording
 
-from sferum_audit.application.authentication import Authenticator
-from sferum_audit.application.commands import Command
-from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.personal_data_mapper import PersonalDataMapper
 from sferum_audit.application.receipts import CommandIdReused, CommandReceipt, fingerprint_of
+from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import APPLICATION_NAME, CommandContextAsDict, locate_events
 from sferum_audit.application.subject_keys import SubjectKeys
 from sferum_audit.application.unit_of_work import UnitOfWork
@@ -30,6 +28,11 @@ from sferum_audit.domain.base import AuditedAggregate
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
 from sferum_audit.domain.source import Source
+
+if TYPE_CHECKING:  # the commands and their handlers load on the first command handled:
+    # a command that only reads the log does not pay for them (see bench_cli_start.py)
+    from sferum_audit.application.authentication import Authenticator
+    from sferum_audit.application.commands import Command
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +127,9 @@ class AuditLog(Application[UUID]):
 
     name = APPLICATION_NAME
     conflict_retries = 5
+    # Where it was built from (``bootstrap``): the erasure follow-up finds the data folder
+    # (acts, snapshots, write-ahead logs) and the views here.
+    settings: Settings | None = None
     clock_skew = timedelta(minutes=5)  # how far ahead of now an occurred_at may be
 
     def __init__(
@@ -132,8 +138,12 @@ class AuditLog(Application[UUID]):
         subject_keys: SubjectKeys,
         authenticator: Authenticator | None = None,
     ) -> None:
+        if authenticator is None:
+            from sferum_audit.application.authentication import Authenticator
+
+            authenticator = Authenticator()
         self.subject_keys = subject_keys
-        self.authenticator = authenticator or Authenticator()
+        self.authenticator = authenticator
         super().__init__(env=env)
 
     def close(self) -> None:
@@ -241,6 +251,8 @@ class AuditLog(Application[UUID]):
     def _decide(self, commands: Sequence[Command]) -> tuple[UnitOfWork, list[_Outcome]]:
         """Runs the commands against one working set; rebuilds it if a refusal left it dirty."""
         now = datetime.now(UTC)
+        from sferum_audit.application.handlers import HANDLERS as handlers
+
         uow = UnitOfWork(self)
         outcomes: list[_Outcome] = []
         seen: dict[str, _Outcome] = {}
@@ -284,7 +296,7 @@ class AuditLog(Application[UUID]):
             outcome.decided = True
             try:
                 outcome.ctx.check_not_ahead(now, self.clock_skew)
-                HANDLERS[command.type](uow, command, outcome.ctx)
+                handlers[command.type](uow, command, outcome.ctx)
             except DomainError as error:
                 outcome.error = error
                 uow.undo_command()

@@ -52,6 +52,20 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of log lines written."
     )
+    key_encryption_key: str | None = Field(
+        default=None,
+        description="Base64 of a 32-byte secret that seals the key-encryption-key file "
+        "(from a secret store); unset: the file is kept in the clear, mode 0600.",
+    )
+    key_encryption_key_file: Path | None = Field(
+        default=None,
+        description="File holding the key-encryption keys that wrap every person's key; "
+        "unset: <data_dir>/keys/subject-kek.json. Instances sharing a database share it.",
+    )
+
+    @property
+    def kek_path(self) -> Path:
+        return self.key_encryption_key_file or self.data_dir / "keys" / "subject-kek.json"
 
     operator_public_keys: str | None = Field(
         default=None,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,8 +26,33 @@ BINARY_INSERT_RECORDER = "sferum_audit.application.postgres_recorder:BinaryInser
 ORJSON_TRANSCODER = "sferum_audit.application.json_transcoder:OrjsonTranscoder"
 
 
-def persistence_environment(settings: Settings) -> dict[str, str]:
-    """The ``eventsourcing`` environment for the configured store."""
+# PostgreSQL for commands that only read: every transaction read-only.
+READ_ONLY_POSTGRES_FACTORY = "sferum_audit.application.postgres_recorder:ReadOnlyPostgresFactory"
+
+
+def may_write(path: Path) -> bool:
+    """Whether this process may change ``path`` and create SQLite's side files beside it."""
+    folder = path.parent
+    target = path if path.exists() else folder
+    return os.access(target, os.W_OK) and os.access(folder, os.W_OK)
+
+
+def sqlite_read_only_uri(path: Path) -> str:
+    """A SQLite URI that opens ``path`` for reading only (``mode=ro``: no write, no journal
+    switch). In a folder this process may not write (an auditor's write-protected copy),
+    a file without a pending write-ahead log is also opened ``immutable``, so SQLite
+    needs no shared-memory file beside it and creates nothing."""
+    uri = f"file:{path.resolve()}?mode=ro"
+    wal = Path(f"{path}-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    if not may_write(path) and not pending:
+        uri += "&immutable=1"
+    return uri
+
+
+def persistence_environment(settings: Settings, *, read_only: bool = False) -> dict[str, str]:
+    """The ``eventsourcing`` environment for the configured store; ``read_only``: for
+    commands that only read (no tables created, SQLite opened with ``mode=ro``)."""
     env: dict[str, str] = {
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",
@@ -34,6 +60,8 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
     }
     if settings.aggregate_cache_size <= 0:
         env.pop("AGGREGATE_CACHE_MAXSIZE")
+    if read_only:
+        env["CREATE_TABLE"] = "n"
     if settings.database_url:
         os.umask(PRIVATE_UMASK)  # integrity evidence and erasure acts in the data folder
         env.update(postgres_environment(settings.database_url))
@@ -41,6 +69,12 @@ def persistence_environment(settings: Settings) -> dict[str, str]:
         env["POSTGRES_POOL_SIZE"] = str(settings.database_pool_size)
         if settings.database_schema:
             env["POSTGRES_SCHEMA"] = settings.database_schema
+        if read_only:
+            env["PERSISTENCE_MODULE"] = READ_ONLY_POSTGRES_FACTORY
+    elif read_only:
+        env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+        env["SQLITE_DBNAME"] = sqlite_read_only_uri(settings.event_store_path)
+        env["SQLITE_LOCK_TIMEOUT"] = "30"
     else:
         keep_private(settings.data_dir)
         private_sqlite_file(settings.event_store_path)
@@ -67,17 +101,26 @@ def keep_private(data_dir: Path) -> None:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)  # mkdir's mode is ignored for a folder that exists
     for path in data_dir.glob("*.sqlite*"):
-        if path.is_file():
+        # a -journal or -wal file may go away between the listing and the chmod
+        with contextlib.suppress(FileNotFoundError):
             path.chmod(0o600)
 
 
 def private_sqlite_file(path: Path) -> None:
     """Creates the SQLite file mode 0600 before SQLite opens it (SQLite gives its -wal and
-    -shm files the mode of the database file), and tightens one that exists."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    -shm files the mode of the database file), and tightens one that exists.
+
+    An existing file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, so opening and closing the store while another
+    audit log of the same process has it open (the demo's pipeline beside the CLI's, a
+    test's store beside a publisher's) took away that connection's WAL lock, and another
+    process then reset the WAL index under it: "database disk image is malformed"."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for suffix in ("", "-wal", "-shm", "-journal"):
         extra = path.with_name(path.name + suffix)
-        if extra.is_file():
+        # another starter's connection may remove a -journal or -wal file meanwhile
+        with contextlib.suppress(FileNotFoundError):
             extra.chmod(0o600)
 
 

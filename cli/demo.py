@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import textwrap
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +30,7 @@ from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
-from sferum_audit.cli.output import OutputFormat, emit
+from sferum_audit.cli.output import OutputFormat, console_width, safe
 from sferum_audit.cli.records import (
     Tally,
     audit_log,
@@ -36,8 +38,7 @@ from sferum_audit.cli.records import (
     record_in_batches,
     rejection_line,
 )
-from sferum_audit.cli.views import opened_views
-from sferum_audit.consumers.demo import run_pipeline_demo
+from sferum_audit.cli.views import AUDIT, INCIDENTS, opened_views
 from sferum_audit.domain.access_incident import AccessIncident
 from sferum_audit.domain.base import AuditedAggregate
 from sferum_audit.domain.chat import Chat
@@ -54,15 +55,6 @@ MODERATION_EVENTS = {
     "LiabilityWarned": "warned about liability",
 }
 STALE_AFTER = timedelta(days=3)
-# The columns that fit a terminal; `sferum-audit audit` and `incidents` show them all.
-DEMO_AUDIT_COLUMNS = (
-    "position", "occurred_at", "chat_id", "action", "moderator_id", "authority", "ground",
-    "target_id", "reason",
-)  # fmt: skip
-DEMO_INCIDENT_COLUMNS = (
-    "incident_id", "state", "reporter_id", "reporter_relation", "affected_profile_id",
-    "hours_to_acknowledge", "hours_to_resolve", "containment_steps",
-)  # fmt: skip
 
 
 def demo(
@@ -83,6 +75,8 @@ def demo(
     moderation and incidents) is published as commands to an embedded NATS JetStream,
     consumed, recorded, the views built, and the audit trail and incident register shown."""
     settings = ctx.find_object(Settings) or Settings()
+    if settings.log_level == "INFO":  # per-batch and sealing lines would bury the summary
+        configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     commands = sample_school(school_id, seed=seed)
     console = Console()
     console.print(Text(f"Store: {describe_store(settings)}"))
@@ -100,10 +94,36 @@ def demo(
         )
     else:
         console.print(f"loaded {len(commands)} sample commands: {tally.summary()}")
+        head = app.recorder.max_notification_id() or 0
+        console.print(
+            Text(
+                f"(a command records one or more events; each recorded command also leaves "
+                f"a receipt, which makes a repeated command id a duplicate: "
+                f"{tally.events} events + {tally.counts['recorded']} receipts = "
+                f"{tally.events + tally.counts['recorded']} new positions; the log now "
+                f"ends at position {head})"
+            )
+        )
     Summary(app, school_id, commands, console).show()
     show_views(ctx, school_id)
+    console.print(Text(f"\n{seal(settings, app)}"))
     if tally.counts["rejected"]:
         raise typer.Exit(1)
+
+
+def seal(settings: Settings, app: AuditLog) -> str:
+    """Signs a checkpoint over the whole log, so `sferum-audit verify` passes right away."""
+    from sferum_audit.integrity.sealer import Sealer
+    from sferum_audit.integrity.settings import IntegritySettings
+
+    sealer = Sealer(app.recorder, settings.data_dir, IntegritySettings())
+    try:
+        result = sealer.run_once(force=True)
+    finally:
+        sealer.close()
+    if result.alarm is not None:
+        raise ValueError(f"sealing stopped: {result.alarm}")
+    return f"{result.describe()}; check it with `sferum-audit verify`"
 
 
 def load_directly(app: AuditLog, settings: Settings, commands: list[dict[str, Any]]) -> Tally:
@@ -126,8 +146,8 @@ def load_through_nats(settings: Settings, school_id: str, seed: int) -> tuple[Ta
     """Publishes the sample to an embedded nats-server, consumes and records it, and stops
     everything again; the sample's tally, and the log positions the local source's
     registration took (its event and its receipt)."""
-    if settings.log_level == "INFO":  # the pipeline's per-batch lines would bury the summary
-        configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    from sferum_audit.consumers.demo import run_pipeline_demo
+
     report = asyncio.run(run_pipeline_demo(settings, school_id=school_id, seed=seed))
     if not report.ok:
         raise ValueError(
@@ -136,7 +156,8 @@ def load_through_nats(settings: Settings, school_id: str, seed: int) -> tuple[Ta
         )
     typer.echo(
         f"published {report.published} commands to embedded NATS at {report.nats_url}; "
-        f"relayed {report.events_published} events outbound; log position {report.log_position}"
+        f"relayed {report.events_published} events outbound (every position of the log, "
+        f"receipts included, up to position {report.log_position})"
     )
     if report.sources_registered:
         typer.echo(
@@ -159,9 +180,13 @@ def show_views(ctx: typer.Context, school_id: str) -> None:
     with opened_views(ctx) as db:
         audit = queries.audit_rows(db, queries.AuditFilter(school=school_id))
         incidents = queries.incidents(db, datetime.now(UTC), school=school_id)
-    emit(audit, OutputFormat.table, DEMO_AUDIT_COLUMNS, title="Audit trail (from the views)")
-    emit(incidents, OutputFormat.table, DEMO_INCIDENT_COLUMNS, title="Incident register (4.2.2)")
-    typer.echo("all columns and other formats: sferum-audit audit / incidents --format ...")
+    AUDIT.emit(audit, OutputFormat.table, title="Audit trail (from the views)")
+    INCIDENTS.emit(incidents, OutputFormat.table, title="Incident register (4.2.2)")
+    hint = (
+        "the same listings: sferum-audit audit, sferum-audit incidents (more columns: "
+        "--wide or --columns; every field: --format json, jsonl or csv)"
+    )
+    typer.echo("\n".join(textwrap.wrap(hint, width=console_width(sys.stdout))))
 
 
 def describe_store(settings: Settings) -> str:
@@ -300,7 +325,7 @@ class Summary:
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*(Text(cell) for cell in row))  # Text: data is never markup
+            table.add_row(*(Text(safe(cell)) for cell in row))  # data: no markup, no escapes
         self.console.print(table)
 
 

@@ -11,24 +11,18 @@ from __future__ import annotations
 import sqlite3
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
 import typer
-from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 from typer._click import exceptions as click_exceptions  # typer vendors click here
 from typer.core import TyperGroup
 
-from sferum_audit.application.commands import describe_validation_error
-from sferum_audit.application.settings import Settings
-from sferum_audit.domain.errors import DomainError
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUG = 70  # EX_SOFTWARE: an internal error
-
-log = structlog.get_logger(__name__)
 
 
 def one_line(text: str) -> str:
@@ -38,6 +32,8 @@ def one_line(text: str) -> str:
 
 def database_error_types() -> tuple[type[BaseException], ...]:
     """Errors of the database drivers in use; a driver never imported raised nothing."""
+    from eventsourcing.persistence import PersistenceError
+
     found: list[type[BaseException]] = [sqlite3.Error, PersistenceError]
     for module_name, class_name in (
         ("psycopg", "Error"),
@@ -73,7 +69,15 @@ def describe_settings_error(error: ValidationError) -> str:
 
 
 def describe(error: BaseException) -> tuple[str, int] | None:
-    """The line to print and the exit code for an expected failure; ``None`` for a bug."""
+    """The line to print and the exit code for an expected failure; ``None`` for a bug.
+
+    The libraries are imported here, when something failed, not when the CLI starts."""
+    from pydantic import ValidationError
+
+    from sferum_audit.application.commands import describe_validation_error
+    from sferum_audit.application.settings import Settings
+    from sferum_audit.domain.errors import DomainError
+
     if isinstance(error, click_exceptions.UsageError):
         hint = ""
         if error.ctx is not None:
@@ -102,10 +106,12 @@ def describe(error: BaseException) -> tuple[str, int] | None:
 
 def report(error: BaseException) -> int:
     """Prints the one line for ``error`` on stderr and returns the exit code to use."""
+    import structlog
+
     described = describe(error)
     if described is None:
         if structlog.is_configured():
-            log.debug("unexpected error", exc_info=error)
+            structlog.get_logger(__name__).debug("unexpected error", exc_info=error)
         message = (
             f"unexpected error ({type(error).__name__}): {one_line(str(error))}; "
             "this is a bug, rerun with --log-level DEBUG to see where it happened"

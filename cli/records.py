@@ -377,7 +377,7 @@ def print_result(command_type: str, result: CommandResult) -> None:
         )
 
 
-GROUND_HELP = "Ground: " + ", ".join(sorted(GROUNDS)) + " (REGULATION.md)."
+GROUND_HELP = "Ground: " + ", ".join(sorted(GROUNDS)) + " (sferum-audit regulation)."
 School = Annotated[str, typer.Option("--school", help="School id.")]
 Chat = Annotated[str, typer.Option("--chat", help="Chat id, e.g. class-5a.")]
 Moderator = Annotated[str, typer.Option("--moderator", help="Profile id of the moderator.")]

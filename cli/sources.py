@@ -61,7 +61,7 @@ def _envelope(school: str, by: str, as_role: str) -> Envelope:
 
 
 @source_app.command("register")
-def register(
+def register_source(
     ctx: typer.Context,
     source_id: SourceId,
     school: School,
@@ -178,7 +178,7 @@ def operator_key_command(ctx: typer.Context) -> None:
     typer.echo(f"local CLI source key ({local_source_id('<school>')}): {signer.local_public_key}")
 
 
-def register_commands(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     """Adds ``source`` and ``operator-key``."""
     app.add_typer(source_app, name="source")
     app.command("operator-key")(operator_key_command)

@@ -39,6 +39,7 @@ from sferum_audit.application.authentication import (
 from sferum_audit.application.commands import Command
 from sferum_audit.consumers.connection import nats_security
 from sferum_audit.consumers.ingest import IngestProcessor
+from sferum_audit.consumers.pending_fetch import PendingFetch
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.topology import consumer_name, partition_consumer_config
 
@@ -201,8 +202,9 @@ def add_partition_subscriber(
 
 
 def guard_fetch(subscriber: Any) -> None:
-    """Makes a started batch subscriber survive nats-py's plain ``asyncio.TimeoutError``, and
-    remembers what it fetched so a stop can give back what it never handled.
+    """Makes a started batch subscriber take what is pending instead of waiting to fill a
+    batch (``pending_fetch``), survive nats-py's plain ``asyncio.TimeoutError``, and
+    remember what it fetched so a stop can give back what it never handled.
 
     nats-py 2.16's ``fetch`` raises the builtin ``TimeoutError`` on some paths, FastStream
     0.7.8's batch loop catches only ``nats.errors.TimeoutError``: the loop task dies and the
@@ -214,7 +216,7 @@ def guard_fetch(subscriber: Any) -> None:
     subscription = subscriber.subscription
     if subscription is None or getattr(subscription, "_sferum_guarded", False):
         return
-    original = subscription.fetch
+    original = PendingFetch(subscription, subscription.fetch)  # batches close when dry
     fetched: list[Msg] = []
     idle = asyncio.Event()
     idle.set()

@@ -13,8 +13,9 @@ released the lease, or until it expired after a crash. An instance restarted und
 same name (a fixed ``INSTANCE_ID``, which must then name one running process) takes back
 at once a lease that still names it: the crashed process cannot be using it.
 
-Resources that must run once in the whole deployment (the outbound relay) use the same
-leases without the round-robin: the first instance to take ``leases.relay`` keeps it.
+Resources that must run once in the whole deployment (the outbound relay, the view
+followers, the sealer) use the same leases without the round-robin: the first instance to
+take ``leases.relay`` (``leases.views``, ``leases.sealer``) keeps it.
 """
 
 from __future__ import annotations

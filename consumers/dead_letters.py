@@ -16,11 +16,23 @@ every dead letter whose payload names them, at the places the command schema put
 payload that is not a JSON object names nobody and is left alone, as is personal data at an
 unexpected place: the operator deletes those by hand (``retry`` or the stream's own tools).
 A deleted dead letter is gone, not retried: the command it held is not recorded.
+
+**Erasure reaches every stream the service keeps.** ``erase_naming`` (the erasure
+follow-up's NATS step, ``application.erasure.finish_erasure``) deletes, with JetStream's
+erasing delete (``STREAM.MSG.DELETE`` without ``no_erase``: the server overwrites the
+stored bytes), every message still held that names the person: in the commands stream
+(commands not yet acked), the dead-letter stream, and the rejections in the events
+stream, whether by id at a person place or by one of the names they registered with in
+any text (see ``domain.erasure.name_variants``). Where the commands stream then holds no
+message at all, it is purged, which removes its block files and with them the bytes of
+acked commands that retention had dropped but the file store had not yet overwritten.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +40,12 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
+from sferum_audit.application.erasure import ErasedMessage
 from sferum_audit.application.rejections import named_persons
 from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.subjects import Subjects, decode_token
+from sferum_audit.domain.erasure import mentions
 
 # JetStream's error code for deleting a message the stream no longer has.
 NO_MESSAGE_FOUND = 10057
@@ -187,3 +201,100 @@ async def purge_naming(
             continue
         deleted.append(letter.sequence)
     return deleted
+
+
+def message_names(data: bytes, person_id: str, variants: Sequence[str]) -> bool:
+    """Whether a stored message names the person: their id at a person place of a JSON
+    command, or one of their names anywhere in its text (JSON escapes undone)."""
+    if person_id in named_persons(data):
+        return True
+    if not variants:
+        return False
+    text = data.decode("utf-8", errors="replace")
+    with contextlib.suppress(ValueError):
+        text += "\n" + json.dumps(json.loads(data), ensure_ascii=False)
+    return mentions(text, variants)
+
+
+async def _stream_messages(
+    js: JetStreamContext, stream: str, subject: str | None
+) -> AsyncIterator[RawStreamMsg]:
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return
+    sequence = info.state.first_seq or 1
+    while sequence <= (info.state.last_seq or 0):
+        try:
+            raw = await js.get_msg(stream, sequence, subject=subject, next=True)
+        except NotFoundError:
+            return
+        yield raw
+        sequence = int(raw.seq or sequence) + 1
+
+
+async def erase_naming(
+    js: JetStreamContext, settings: PipelineSettings, person_id: str, variants: Sequence[str]
+) -> list[ErasedMessage]:
+    """Erases every message the service's streams still hold that names the person (see
+    the module docstring); returns them, stream by stream, oldest first."""
+    subjects = Subjects(settings.subject_prefix)
+    places: list[tuple[str, str | None]] = [
+        (settings.commands_stream, None),
+        (settings.dead_letter_stream, None),
+        (settings.events_stream, subjects.rejections_wildcard),
+    ]
+    erased: list[ErasedMessage] = []
+    for stream, subject in places:
+        async for raw in _stream_messages(js, stream, subject):
+            if not message_names(bytes(raw.data or b""), person_id, variants):
+                continue
+            if stream == settings.commands_stream and _is_erasure(raw):
+                continue  # the erasure itself (ids only): its ack removes it, or it is retried
+            try:
+                await js.delete_msg(stream, int(raw.seq or 0))
+            except APIError as error:
+                if error.err_code != NO_MESSAGE_FOUND:
+                    raise
+                continue
+            erased.append(ErasedMessage(stream, int(raw.seq or 0), raw.subject or ""))
+    return erased
+
+
+def _is_erasure(raw: RawStreamMsg) -> bool:
+    return (raw.subject or "").endswith(".erase-personal-data")
+
+
+async def _drop_acked_blocks(js: JetStreamContext, stream: str) -> None:
+    """Purges what the commands stream has already removed, when it holds nothing: its
+    retention removed every acked command, but the file store overwrites removed bytes
+    only when it rewrites a block; a purge deletes the blocks. Purging below the last
+    sequence seen never touches a command published meanwhile."""
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return
+    if not info.state.messages and info.state.last_seq:
+        await js.purge_stream(stream, seq=info.state.last_seq + 1)
+
+
+class StreamEraser:
+    """``application.erasure.MessageEraser`` over a JetStream connection."""
+
+    def __init__(self, js: JetStreamContext, settings: PipelineSettings) -> None:
+        self.js = js
+        self.settings = settings
+
+    async def erase_naming(self, person_id: str, variants: Sequence[str]) -> list[ErasedMessage]:
+        return await erase_naming(self.js, self.settings, person_id, variants)
+
+    async def drop_erasure(self, command_id: str) -> list[ErasedMessage]:
+        stream = self.settings.commands_stream
+        erased = []
+        async for raw in _stream_messages(self.js, stream, None):
+            if _is_erasure(raw) and (raw.headers or {}).get(hdr.MSG_ID) == command_id:
+                with contextlib.suppress(NotFoundError):
+                    await self.js.delete_msg(stream, int(raw.seq or 0))
+                    erased.append(ErasedMessage(stream, int(raw.seq or 0), raw.subject or ""))
+        await _drop_acked_blocks(self.js, stream)
+        return erased

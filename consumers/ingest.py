@@ -28,10 +28,9 @@ over or the service stops, the held messages are naked in order and come back fi
 Every message thus ends in exactly one of recorded (or duplicate), rejected, or
 dead-lettered.
 
-An accepted erasure command destroys the person's key once it is recorded, and then has
-the dead letters whose payloads name the person deleted (``purge_dead_letters``, see
-``consumers.dead_letters``); if either fails, the command is tried again (as a duplicate,
-it does both again).
+An accepted erasure command, once recorded, is finished by ``application.erasure``'s
+``finish_erasure`` (the same as ``forget``); if that fails, the command is redelivered
+(as a duplicate, it finishes what was left).
 """
 
 from __future__ import annotations
@@ -47,8 +46,14 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import NotJSMessageError
 
-from sferum_audit.application.commands import CommandLimits
-from sferum_audit.application.rejections import system_context
+from sferum_audit.application.commands import (
+    CommandLimits,
+    ErasePersonalData,
+)
+from sferum_audit.application.erasure import MessageEraser, finish_erasure
+from sferum_audit.application.rejections import (
+    system_context,
+)
 from sferum_audit.application.service import AuditLog
 from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.ingest_dead_letters import send_to_dead_letters
@@ -92,10 +97,11 @@ class IngestProcessor:
         stopping: asyncio.Event | None = None,
         on_recorded: Callable[[], None] | None = None,
         run_sync: Callable[..., Awaitable[Any]] | None = None,
-        purge_dead_letters: Callable[[str], Awaitable[list[int]]] | None = None,
+        purge_dead_letters: MessageEraser | None = None,
     ) -> None:
-        """``purge_dead_letters`` deletes the dead letters naming a person and returns their
-        sequences; without it (no dead-letter stream, as in memory) nothing is purged."""
+        """``purge_dead_letters`` erases the messages naming a person from the service's
+        streams (see ``consumers.dead_letters.erase_naming``); without it (no streams, as
+        in memory) nothing is erased there."""
         self.app = app
         self.settings = settings
         self.subjects = Subjects(settings.subject_prefix)
@@ -288,40 +294,28 @@ class IngestProcessor:
     # -- follow-ups of decided commands ------------------------------------------------------
 
     async def _destroy_erased_keys(self, deliveries: list[Delivery]) -> None:
-        """An erasure is recorded first, then the subject's key is destroyed (as
-        ``application.erasure.erase`` does) and the dead letters naming them are deleted,
-        which their plain-text payloads leave no other way to erase; a repeat destroys
-        nothing more."""
+        """An accepted erasure, once recorded, is finished by ``application.erasure``'s
+        ``finish_erasure`` (key, free text, NATS messages, act, views), the same as
+        through ``forget``; if it fails, the command is redelivered and finishes then."""
         for delivery in deliveries:
             command, result = delivery.command, delivery.result
-            if command is None or result is None or command.type != ERASE_COMMAND:
+            if not isinstance(command, ErasePersonalData) or result is None or not result.accepted:
                 continue
-            if not result.accepted:
-                continue
-            subject_id = str(getattr(command, "subject_id", ""))
             try:
-                await self._run_sync(self.app.subject_keys.destroy, subject_id)
-                purged = await self._purge(subject_id)
+                await finish_erasure(
+                    self.app,
+                    command,
+                    result,
+                    messages=self._purge_dead_letters,
+                    run_sync=self._run_sync,
+                )
             except Exception as error:
                 log.warning(
-                    "erasure not finished (key or dead letters); redelivery follows",
+                    "erasure not finished; redelivery follows",
                     command_id=command.command_id,
                     error=repr(error),
                 )
                 delivery.result, delivery.failure = None, error
-                continue
-            if purged:
-                log.info(
-                    "dead letters naming an erased person deleted",
-                    command_id=command.command_id,
-                    erasure_id=getattr(command, "erasure_id", None),
-                    sequences=purged,
-                )
-
-    async def _purge(self, subject_id: str) -> list[int]:
-        if self._purge_dead_letters is None:
-            return []
-        return await self._purge_dead_letters(subject_id)
 
     async def _keep_rejections(self, deliveries: list[Delivery]) -> None:
         refusals = [self._refusal(d) for d in deliveries]

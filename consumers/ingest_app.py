@@ -332,5 +332,6 @@ def build_ingest_audit_log(settings: Settings | None = None) -> IngestAuditLog:
         authenticator=authenticator_for(settings),
     )
     app.conflict_retries = settings.conflict_retries
+    app.settings = settings
     app.clock_skew = timedelta(seconds=settings.clock_skew_seconds)
     return app

@@ -2,7 +2,8 @@
 
 ``Pipeline`` connects to NATS, makes sure the streams, consumers and buckets exist, and
 then lets the ``Coordinator`` start the ingest subscriber of each partition this instance
-holds (and the relay, if it holds the relay lease). ``stop`` is graceful: the coordinator
+holds (and the relay, the view followers and the sealer, each if it holds its singleton
+lease: one of each per deployment). ``stop`` is graceful: the coordinator
 stops each subscriber, which lets the batch in hand finish (recorded and acked) before it
 returns; what was fetched but not started is simply redelivered.
 """
@@ -36,7 +37,7 @@ from sferum_audit.consumers.broker import (
 )
 from sferum_audit.consumers.connection import connect_options, redact_urls
 from sferum_audit.consumers.coordination import Coordinator
-from sferum_audit.consumers.dead_letters import purge_naming
+from sferum_audit.consumers.dead_letters import StreamEraser
 from sferum_audit.consumers.ingest import BatchReport, IngestProcessor
 from sferum_audit.consumers.ingest_app import build_ingest_audit_log
 from sferum_audit.consumers.metrics import Metrics
@@ -44,10 +45,13 @@ from sferum_audit.consumers.relay import EventRelay
 from sferum_audit.consumers.settings import PipelineSettings
 from sferum_audit.consumers.topology import Topology, consumer_name, ensure_topology
 from sferum_audit.integrity.sealer import Sealer, SealerThread
+from sferum_audit.projections.wakeup import LogSignal
 
 log = structlog.get_logger("sferum_audit.pipeline")
 
 RELAY = "relay"
+VIEWS = "views"
+SEALER = "sealer"
 
 
 class BrokerTransport:
@@ -136,6 +140,8 @@ class Pipeline:
         self.coordinator: Coordinator | None = None
         self.follower: Any = None
         self.sealer: SealerThread | None = None
+        self.signal = LogSignal()  # rung after each recorded batch: wakes the view follower
+        self._view_lag_task: asyncio.Task[None] | None = None
         self._subscribers: dict[int, Any] = {}
         self._starting: dict[int, asyncio.Task[None]] = {}
         self._relay_stop = asyncio.Event()
@@ -162,7 +168,7 @@ class Pipeline:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=_log_nats_error,
-            disconnected_cb=_log_disconnected,
+            disconnected_cb=self._log_disconnected,
             reconnected_cb=_log_reconnected,
         )
         self.js = self.nc.jetstream()
@@ -184,8 +190,8 @@ class Pipeline:
             metrics=self.metrics,
             stream_key=self.topology.commands_stream_key,
             stopping=self.stopping,
-            on_recorded=self._wake_relay,
-            purge_dead_letters=self._purge_dead_letters,
+            on_recorded=self._recorded,
+            purge_dead_letters=StreamEraser(self.js, options),
         )
         self._handler = make_ingest_handler(self.processor)
         if options.relay_enabled:
@@ -198,7 +204,7 @@ class Pipeline:
             options.partitions,
             start=self._start_resource,
             stop=self._stop_resource,
-            singletons=(RELAY,) if self.relay is not None else (),
+            singletons=self._singletons(),
             interval=options.rebalance_interval,
             on_change=self.metrics.partitions_owned.set,
         )
@@ -207,30 +213,63 @@ class Pipeline:
         if self.serve_metrics and options.metrics_port:
             self._metrics_server = self.metrics.serve(options.metrics_port, options.metrics_host)
             log.info("metrics at /metrics", port=options.metrics_port)
-        if self.views:
-            await self._start_views()
-        if self.views and options.seal_enabled:
-            self.sealer = SealerThread(Sealer(self.app.recorder, self.settings.data_dir))
-            self.sealer.start()
         log.info(
             "pipeline running",
             instance=options.instance_id,
             partitions=self.coordinator.owned_partitions,
             relay=RELAY in self.coordinator.running,
+            views=VIEWS in self.coordinator.running,
+            sealer=SEALER in self.coordinator.running,
         )
+
+    def _singletons(self) -> tuple[str, ...]:
+        """What runs once per deployment, however many instances and workers run: the
+        relay, the view followers and the sealer, each under its own lease (the first
+        instance to take it keeps it; another takes over when it stops or its lease
+        expires)."""
+        names: list[str] = []
+        if self.relay is not None:
+            names.append(RELAY)
+        if self.views and view_follower_starter() is not None:
+            names.append(VIEWS)
+        if self.views and self.options.seal_enabled:
+            names.append(SEALER)
+        return tuple(names)
 
     async def _start_views(self) -> None:
         starter = view_follower_starter()
         if starter is None:
             log.info("no view follower available; views are not followed")
             return
-        self.follower = await asyncio.to_thread(starter, self.settings, app=self.app)
-        self._tasks.append(asyncio.create_task(self._watch_view_lag()))
+        self.follower = await asyncio.to_thread(
+            starter, self.settings, app=self.app, signal=self.signal
+        )
+        self._view_lag_task = asyncio.create_task(self._watch_view_lag(self.follower))
 
-    async def _watch_view_lag(self) -> None:
+    async def _stop_views(self) -> None:
+        if self._view_lag_task is not None:
+            self._view_lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._view_lag_task
+            self._view_lag_task = None
+        if self.follower is not None:
+            await asyncio.to_thread(self.follower.stop)
+            self.follower = None
+
+    async def _start_sealer(self) -> None:
+        assert self.app is not None
+        self.sealer = SealerThread(Sealer(self.app.recorder, self.settings.data_dir))
+        self.sealer.start()
+
+    async def _stop_sealer(self) -> None:
+        if self.sealer is not None:
+            await asyncio.to_thread(self.sealer.stop)  # signs what is new before it ends
+            self.sealer = None
+
+    async def _watch_view_lag(self, follower: Any) -> None:
         while not self.stopping.is_set():
             try:
-                lags = await asyncio.to_thread(self.follower.lag)
+                lags = await asyncio.to_thread(follower.lag)
                 self.metrics.view_lag.set(max((lag.lag for lag in lags), default=0))
             except Exception as error:
                 log.warning("view lag not read", error=repr(error))
@@ -265,14 +304,11 @@ class Pipeline:
             if self.coordinator is not None and name in self.coordinator.running:
                 await self._start_resource(name)
 
-    async def _purge_dead_letters(self, person_id: str) -> list[int]:
-        """Deletes the dead letters naming an erased person (for the ingest)."""
-        assert self.js is not None
-        return await purge_naming(self.js, self.options, person_id)
-
-    def _wake_relay(self) -> None:
+    def _recorded(self) -> None:
+        """A batch was committed: wake the relay and the view follower (if they run here)."""
         if self.relay is not None:
             self.relay.wake.set()
+        self.signal.ring()
 
     # -- the coordinator's hands ------------------------------------------------------------
 
@@ -289,6 +325,12 @@ class Pipeline:
             assert self.relay is not None
             self._relay_stop = asyncio.Event()
             self._relay_task = asyncio.create_task(self.relay.run(self._relay_stop))
+            return
+        if name == VIEWS:
+            await self._start_views()
+            return
+        if name == SEALER:
+            await self._start_sealer()
             return
         partition = int(name[1:])
         self._starting[partition] = asyncio.create_task(self._start_partition(partition))
@@ -370,6 +412,12 @@ class Pipeline:
                 await self._relay_task
                 self._relay_task = None
             return
+        if name == VIEWS:
+            await self._stop_views()
+            return
+        if name == SEALER:
+            await self._stop_sealer()
+            return
         await self._stop_partition(int(name[1:]), clean=True)
 
     async def _stop_partition(self, partition: int, *, clean: bool) -> None:
@@ -410,12 +458,8 @@ class Pipeline:
                 )
             except TimeoutError:
                 log.warning("hand-over not finished in time; leases will expire")
-        if self.follower is not None:
-            await asyncio.to_thread(self.follower.stop)
-            self.follower = None
-        if self.sealer is not None:
-            await asyncio.to_thread(self.sealer.stop)  # signs what is new before it ends
-            self.sealer = None
+        await self._stop_views()  # if the hand-over did not
+        await self._stop_sealer()
         if self.broker is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.broker.stop(), timeout=self.options.graceful_timeout)
@@ -437,6 +481,11 @@ class Pipeline:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def _log_disconnected(self) -> None:
+        """A lost connection is news; the one this pipeline closes as it stops is not."""
+        if not self.stopping.is_set():
+            log.warning("nats disconnected")
+
     async def run_until(self, stop: asyncio.Event) -> None:
         await self.start()
         try:
@@ -447,10 +496,6 @@ class Pipeline:
 
 async def _log_nats_error(error: Exception) -> None:
     log.warning("nats error", error=repr(error))
-
-
-async def _log_disconnected() -> None:
-    log.warning("nats disconnected")
 
 
 async def _log_reconnected() -> None:

@@ -124,13 +124,21 @@ class PipelineSettings(BaseSettings):
         description="Seconds JetStream remembers a Nats-Msg-Id (the command id) to drop a "
         "repeated publish; the store's command-id check covers later repeats.",
     )
+    commands_max_age: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds the commands stream keeps a command nobody has acked (0: no "
+        "limit). Acked commands go at once (interest retention).",
+    )
     batch_size: int = Field(
         default=500, ge=1, le=10_000, description="Commands fetched and recorded per batch."
     )
     batch_timeout: float = Field(
         default=0.05,
         gt=0,
-        description="Seconds a pull waits to fill a batch before handling what it has.",
+        description="Seconds an idle pull waits for the first command before it asks again. "
+        "A batch never waits to fill: it takes what the stream has pending and goes, so "
+        "light load makes small batches and a backlog full ones.",
     )
     ack_wait: float = Field(
         default=5.0,
@@ -209,6 +217,14 @@ class PipelineSettings(BaseSettings):
         default=30.0,
         gt=0,
         description="Seconds SIGTERM waits for in-flight batches to finish and be acked.",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Worker processes of `serve` (--workers), each an instance of its own "
+        "(<INSTANCE_ID>-w<n>) sharing the partitions, under one supervisor; unset: the number "
+        "of cores.",
     )
     instance_id: str = Field(
         default_factory=default_instance_id,

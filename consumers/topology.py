@@ -3,6 +3,14 @@
 ``ensure_topology`` creates what is missing and updates what differs (JetStream updates a
 stream in place; a durable consumer is updated with the same call that creates it, for
 the settings a consumer may change). It is idempotent and every instance runs it at start.
+
+**The commands stream keeps a command only while the service needs it.** It has interest
+retention: once the partition's durable consumer has acked a command (recorded, found a
+duplicate, refused and kept, or dead-lettered), JetStream removes it. A command no
+consumer acks (its partition's consumer gone after ``PARTITIONS`` changed, say) goes
+after ``COMMANDS_MAX_AGE`` seconds when that is set. A stream made before (limits
+retention) is switched in place; what it held that was acked goes then. The consumers are
+made right after the stream: interest retention keeps nothing nobody is interested in.
 """
 
 from __future__ import annotations
@@ -51,7 +59,8 @@ def commands_stream_config(settings: PipelineSettings) -> StreamConfig:
             src=subjects.commands_wildcard,
             dest=subjects.ingest_transform_destination(settings.partitions),
         ),
-        retention=RetentionPolicy.LIMITS,
+        retention=RetentionPolicy.INTEREST,
+        max_age=settings.commands_max_age,
         discard=DiscardPolicy.OLD,
         storage=StorageType.FILE,
         num_replicas=settings.stream_replicas,
@@ -126,6 +135,7 @@ _COMPARED = (
     "num_replicas",
     "duplicate_window",
     "retention",
+    "max_age",
     "storage",
     "description",
 )

@@ -1,6 +1,6 @@
 """Which authority of the order (2.3, 2.4, 2.5) gives a person control over a chat.
 
-REGULATION.md: a platform administrator controls every chat of the school (2.3); a teacher
+docs/regulation.md: a platform administrator controls every chat of the school (2.3); a teacher
 controls the chats they created or were made owner or moderator of (2.4); a class teacher
 controls the class chat and parents' chat of each class assigned to them, plus their own
 chats (2.5). Students and parents moderate nothing.

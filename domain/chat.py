@@ -17,7 +17,7 @@ from eventsourcing.domain import event
 
 from sferum_audit.domain.authority import ActorStanding, ChatControl, authorities_over
 from sferum_audit.domain.base import AuditedAggregate, stable_id
-from sferum_audit.domain.context import CommandContext, check_not_before
+from sferum_audit.domain.context import CommandContext, check_not_before, check_step_order
 from sferum_audit.domain.errors import ActorNotPermitted, DomainError, InvalidValue
 from sferum_audit.domain.history import Term, held_at, last_moment, open_term
 from sferum_audit.domain.regulation import (
@@ -232,6 +232,12 @@ class Chat(AuditedAggregate):
         self.blocked: set[str] = set()
         self.archived = False
         self.created_at = ctx.occurred_at
+        # When each person's membership last changed (joined, left, removed, blocked,
+        # unblocked), by occurred_at: the next change of their membership is not earlier.
+        self.membership_changed_at: dict[str, datetime] = {}
+        # When each person was a member (from join to leaving, removal or block), so that
+        # a warning or block is judged by the membership at its occurred_at.
+        self.member_terms: dict[str, list[Term]] = {}
 
     # -- queries and guards ----------------------------------------------------------------
 
@@ -258,7 +264,7 @@ class Chat(AuditedAggregate):
             raise ChatArchived(f"chat {self.chat_id} is archived")
 
     def check_may_join(self, candidate: Candidate) -> None:
-        """Who may be a member (REGULATION.md, 2.2, 2.5, 2.7, 2.8):
+        """Who may be a member (the order, 2.2, 2.5, 2.7, 2.8):
 
         - the staff room: teachers (administrators are teachers too), as teachers;
         - a class chat: the class's students, their parents, and the class teacher;
@@ -316,7 +322,7 @@ class Chat(AuditedAggregate):
         *,
         warning: bool = False,
     ) -> None:
-        """The rules every moderation action obeys (REGULATION.md, 2.3-2.5 and 4.2)."""
+        """The rules every moderation action obeys (docs/regulation.md, 2.3-2.5 and 4.2)."""
         require_one_of(authority, MODERATION_AUTHORITIES, "authority")
         if ground is not None:
             require_one_of(ground, GROUNDS, "ground")
@@ -346,6 +352,49 @@ class Chat(AuditedAggregate):
     def check_member(self, profile_id: str) -> None:
         if profile_id not in self.members:
             raise NotMember(f"{profile_id} is not a member of chat {self.chat_id}")
+
+    def check_member_at(self, profile_id: str, at: datetime) -> None:
+        """The person was a member when the act occurred (they may have left since: a
+        warning or block reported late is judged by what held then)."""
+        if not held_at(self.member_terms.get(profile_id), at):
+            raise NotMember(
+                f"{profile_id} was not a member of chat {self.chat_id} at {at.isoformat()}"
+            )
+
+    def _end_member_term(self, profile_id: str, at: datetime) -> None:
+        term = open_term(self.member_terms.get(profile_id))
+        if term is not None:
+            term.end = at
+
+    def check_membership_step(self, profile_id: str, at: datetime, step: str) -> None:
+        """A change of a person's membership (join, leave, removal, block, unblock) is not
+        dated before the change it follows."""
+        last = self.membership_changed_at.get(profile_id)
+        if last is not None:
+            check_step_order(
+                at, last, step, f"{profile_id}'s last membership change in chat {self.chat_id}"
+            )
+
+    def check_may_still_join(self, candidate_now: Candidate, at_school_now: bool) -> None:
+        """A join reported late (dated before a transfer, a departure or a release that
+        is already recorded) would undo that movement: the membership it creates must be
+        allowed now too, as the movement would have ended it."""
+        if not at_school_now:
+            raise MembershipNotAllowed(
+                f"{candidate_now.person_id} has left the school since; a membership dated "
+                "before the departure is not recorded after it"
+            )
+        try:
+            self.check_may_join(candidate_now)
+        except MembershipNotAllowed as refused:
+            raise MembershipNotAllowed(
+                f"{refused} (no longer: a membership dated before a transfer or release "
+                "is not recorded after it)"
+            ) from None
+
+    def _membership_changed(self, profile_id: str, at: datetime) -> None:
+        last = self.membership_changed_at.get(profile_id)
+        self.membership_changed_at[profile_id] = at if last is None else max(last, at)
 
     # -- ownership -------------------------------------------------------------------------
 
@@ -411,6 +460,7 @@ class Chat(AuditedAggregate):
         self.check_existed_at(ctx.occurred_at)
         profile_id = candidate.person_id
         self.check_can_join(profile_id)
+        self.check_membership_step(profile_id, ctx.occurred_at, "the join")
         self.check_may_join(candidate)
         if self.kind == STAFF_ROOM:
             role = "teacher"
@@ -421,18 +471,31 @@ class Chat(AuditedAggregate):
         self, ctx: CommandContext, profile_id: str, role: str, via: str, invitation_id: str | None
     ) -> None:
         self.members[profile_id] = role
+        self.member_terms.setdefault(profile_id, []).append(Term(ctx.occurred_at))
+        self._membership_changed(profile_id, ctx.occurred_at)
 
     def leave(self, ctx: CommandContext) -> None:
         """The actor leaves the chat of their own accord."""
         self.check_member(ctx.actor_id)
+        self.check_membership_step(ctx.actor_id, ctx.occurred_at, "leaving")
         self._member_left(ctx, ctx.actor_id)
 
     @event("MemberLeft")
     def _member_left(self, ctx: CommandContext, profile_id: str) -> None:
         self.members.pop(profile_id, None)
+        self._end_member_term(profile_id, ctx.occurred_at)
+        self._membership_changed(profile_id, ctx.occurred_at)
 
     def remove_member(self, ctx: CommandContext, profile_id: str, reason: str) -> None:
-        """Ends a membership (left the school, transferred, or by someone in control)."""
+        """Someone in control removes a member (the caller checks who); not dated before
+        the member joined."""
+        self.check_member(profile_id)
+        self.check_membership_step(profile_id, ctx.occurred_at, "the removal")
+        self.end_membership(ctx, profile_id, reason)
+
+    def end_membership(self, ctx: CommandContext, profile_id: str, reason: str) -> None:
+        """Ends a membership because of a movement (left the school, transferred,
+        released): recorded even when the movement is reported after a later join."""
         require_text(reason, "reason")
         self.check_member(profile_id)
         self._member_removed(ctx, profile_id, reason)
@@ -440,6 +503,8 @@ class Chat(AuditedAggregate):
     @event("MemberRemoved")
     def _member_removed(self, ctx: CommandContext, profile_id: str, reason: str) -> None:
         self.members.pop(profile_id, None)
+        self._end_member_term(profile_id, ctx.occurred_at)
+        self._membership_changed(profile_id, ctx.occurred_at)
 
     # -- moderation (2.3, 2.4, 2.5 on grounds of 4.2, law, third-party rights) --------------
 
@@ -508,10 +573,14 @@ class Chat(AuditedAggregate):
         member_id: str,
         reason: str,
     ) -> None:
-        """Blocks a member: they leave the chat and cannot rejoin until unblocked."""
+        """Blocks a member: they leave the chat and cannot rejoin until unblocked. Judged
+        by the membership at the act's time: a block reported after the member left
+        still stands."""
         self.check_may_moderate(ctx, standing, authority, ground)
         require_text(reason, "reason")
-        self.check_member(member_id)
+        if member_id in self.blocked:
+            raise MemberBlocked(f"{member_id} is already blocked in chat {self.chat_id}")
+        self.check_member_at(member_id, ctx.occurred_at)
         if member_id == ctx.actor_id:
             raise InvalidValue("a moderator cannot block themselves")
         self._member_blocked(ctx, authority, ground, member_id, reason)
@@ -522,6 +591,8 @@ class Chat(AuditedAggregate):
     ) -> None:
         self.members.pop(member_id, None)
         self.blocked.add(member_id)
+        self._end_member_term(member_id, ctx.occurred_at)
+        self._membership_changed(member_id, ctx.occurred_at)
 
     def unblock_member(
         self,
@@ -535,6 +606,7 @@ class Chat(AuditedAggregate):
         require_text(reason, "reason")
         if member_id not in self.blocked:
             raise NotBlocked(f"{member_id} is not blocked in chat {self.chat_id}")
+        self.check_membership_step(member_id, ctx.occurred_at, "the unblock")
         self._member_unblocked(ctx, authority, member_id, reason)
 
     @event("MemberUnblocked")
@@ -542,6 +614,7 @@ class Chat(AuditedAggregate):
         self, ctx: CommandContext, authority: str, member_id: str, reason: str
     ) -> None:
         self.blocked.discard(member_id)
+        self._membership_changed(member_id, ctx.occurred_at)
 
     def warn_about_liability(
         self,
@@ -555,7 +628,7 @@ class Chat(AuditedAggregate):
         """The class teacher warns a member about liability for breaking the rules (2.5)."""
         self.check_may_moderate(ctx, standing, authority, ground, warning=True)
         require_text(reason, "reason")
-        self.check_member(member_id)
+        self.check_member_at(member_id, ctx.occurred_at)
         self._liability_warned(ctx, authority, ground, member_id, reason)
 
     @event("LiabilityWarned")

@@ -42,6 +42,18 @@ PERSONAL_FIELDS: Final[dict[str, PersonalFields]] = {
     "AccessIncident.Dismissed": PersonalFields("affected_profile_id", ("findings",)),
 }
 
+# Fields that hold a name the person registered with; every other personal field is free
+# text, which may also name other people, and so is sealed under a key of its own record
+# as well (see ``application.personal_data_mapper``).
+NAME_FIELDS: Final = frozenset({"display_name"})
+
+
+def text_subject(originator_id: object, version: int) -> str:
+    """The key subject of one record's free text: erasing a person whom the text names
+    destroys it, and only that record's free text becomes unreadable."""
+    return f"text/{originator_id}/{version}"
+
+
 # Categories named in a destruction act (Roskomnadzor Order No. 179).
 PERSONAL_DATA_CATEGORIES: Final = (
     "name as shown in the education profile",

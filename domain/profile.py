@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from sferum_audit.domain.base import AuditedAggregate, stable_id
-from sferum_audit.domain.context import CommandContext
+from sferum_audit.domain.context import CommandContext, check_step_order
 from sferum_audit.domain.errors import ActorNotPermitted, DomainError
 from sferum_audit.domain.history import Term, held_at, open_term
 from sferum_audit.domain.regulation import PROFILE_ROLES, require_one_of, require_text
@@ -82,6 +82,7 @@ class Profile(AuditedAggregate):
         self.display_name = display_name
         self.children = list(children)
         self.elzhur_account_id: str | None = None
+        self.account_changed_at: datetime | None = None  # last link or unlink
         self.left_school = False
         self.registered_at = ctx.occurred_at
         self.absences: list[Term] = []  # from leaving the school to returning to it
@@ -119,11 +120,23 @@ class Profile(AuditedAggregate):
                 f"profile {self.profile_id} is already linked to ElZhur account "
                 f"{self.elzhur_account_id}; unlink it first"
             )
+        self.check_account_step(ctx, "the link")
         self._account_linked(ctx, elzhur_account_id)
 
     @event("AccountLinked")
     def _account_linked(self, ctx: CommandContext, elzhur_account_id: str) -> None:
         self.elzhur_account_id = elzhur_account_id
+        self.account_changed_at = ctx.occurred_at
+
+    def check_account_step(self, ctx: CommandContext, step: str) -> None:
+        """A link or unlink is not dated before the profile's previous link or unlink."""
+        if self.account_changed_at is not None:
+            check_step_order(
+                ctx.occurred_at,
+                self.account_changed_at,
+                step,
+                f"the last link or unlink of profile {self.profile_id}",
+            )
 
     def unlink_account(self, ctx: CommandContext, reason: str, is_administrator: bool) -> str:
         """Removes the link (on request, or as containment of an access incident); returns
@@ -133,12 +146,14 @@ class Profile(AuditedAggregate):
         if self.elzhur_account_id is None:
             raise NotLinked(f"profile {self.profile_id} is not linked to an ElZhur account")
         account = self.elzhur_account_id
+        self.check_account_step(ctx, "the unlink")
         self._account_unlinked(ctx, account, reason)
         return account
 
     @event("AccountUnlinked")
     def _account_unlinked(self, ctx: CommandContext, elzhur_account_id: str, reason: str) -> None:
         self.elzhur_account_id = None
+        self.account_changed_at = ctx.occurred_at
 
     def mark_left_school(self, ctx: CommandContext) -> None:
         """The school recorded this person's departure (2.3)."""

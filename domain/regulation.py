@@ -1,7 +1,7 @@
-"""The stable codes of ``shared/REGULATION.md`` that events, audit entries and filters use.
+"""The stable codes of ``docs/regulation.md`` that events, audit entries and filters use.
 
-The school's order (School 58, Kaliningrad, No. 1065/1) is summarised there; this module
-is the single place where its codes become values the code can check.
+The order (School 58, Kaliningrad, No. 1065/1) numbers its rules (2.3, 4.2.4, ...); this
+module is the single place where its codes become values the code can check.
 """
 
 from __future__ import annotations

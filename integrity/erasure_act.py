@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -33,6 +34,7 @@ __all__ = [
     "file_stem",
     "log_extract",
     "write_act",
+    "write_act_once",
 ]
 
 SYSTEM_NAME = "sferum-audit: журнал модерации и аудита школьных чатов ИКОП «Сферум»"
@@ -81,6 +83,12 @@ class DestructionAct:
     key_destroyed_now: bool
     integrity: dict[str, Any] = field(default_factory=dict)
     log_extract: list[ExtractEntry] = field(default_factory=list)
+    # Other records whose free text named the person: their text keys were destroyed.
+    free_text_records: list[dict[str, Any]] = field(default_factory=list)
+    # Messages erased from the service's NATS streams (stream, sequence, subject).
+    messages_erased: list[dict[str, Any]] = field(default_factory=list)
+    # Log positions of refused commands whose sealed payloads named the person.
+    rejected_payloads: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the legal references first."""
@@ -268,6 +276,24 @@ def act_text(act: DestructionAct) -> str:
             f"{entry.occurred_at or '-'} | {entry.actor_id or '-'} | "
             f"{', '.join(entry.subject_appears_as)} | {', '.join(entry.erased_fields) or '-'}"
         )
+    lines += [
+        "",
+        "ЗАПИСИ СО СВОБОДНЫМ ТЕКСТОМ, НАЗЫВАВШИМ СУБЪЕКТА (free text naming the subject, "
+        f"shredded): {len(act.free_text_records)}",
+        *[
+            f"  позиция {r.get('position')} | {r.get('event_type')} | поле {r.get('field')}"
+            for r in act.free_text_records
+        ],
+        f"СООБЩЕНИЯ NATS, СТЁРТЫЕ ИЗ ПОТОКОВ (NATS messages erased): {len(act.messages_erased)}",
+        *[
+            f"  {m.get('stream')} #{m.get('sequence')} {m.get('subject')}"
+            if "problem" not in m
+            else f"  не проверено (not checked): {m['problem']}"
+            for m in act.messages_erased
+        ],
+        "ОТКАЗАННЫЕ КОМАНДЫ, ИХ СОДЕРЖИМОЕ НЕЧИТАЕМО (refused payloads now unreadable): "
+        + (", ".join(str(p) for p in act.rejected_payloads) or "-"),
+    ]
     lines += ["", "Подпись ответственного лица (signature): ____________________", ""]
     return "\n".join(lines)
 
@@ -275,6 +301,29 @@ def act_text(act: DestructionAct) -> str:
 def file_stem(act_id: str) -> str:
     """The act's id as a safe file name (no separators, no leading dot)."""
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in act_id)
+
+
+def write_act_once(folder: Path, act: DestructionAct) -> tuple[Path, bool]:
+    """Writes the act unless one with its id is there; returns its JSON path and whether
+    this call wrote it. The JSON appears whole or not at all (hard-linked from a finished
+    temporary file, which fails if it exists), so when two instances finish the same
+    erasure at once the first wins; only the winner then writes the readable ``.txt``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = file_stem(act.act_id)
+    json_path = folder / f"{safe}.json"
+    tmp = folder / f".{safe}.json.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_text(json.dumps(act.as_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    try:
+        os.link(tmp, json_path)
+    except FileExistsError:
+        return json_path, False
+    finally:
+        tmp.unlink()
+    text_path = folder / f"{safe}.txt"
+    text_tmp = text_path.with_name(f".{text_path.name}.{os.getpid()}.tmp")
+    text_tmp.write_text(act_text(act), encoding="utf-8")
+    os.replace(text_tmp, text_path)
+    return json_path, True
 
 
 def write_act(folder: Path, act: DestructionAct) -> tuple[Path, Path]:

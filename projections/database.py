@@ -17,7 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from sferum_audit.application.settings import Settings
-from sferum_audit.application.store import private_sqlite_file, use_write_ahead_log
+from sferum_audit.application.store import (
+    private_sqlite_file,
+    sqlite_read_only_uri,
+    use_write_ahead_log,
+)
 from sferum_audit.projections.settings import ViewsSettings, views_location
 from sferum_audit.projections.tables import TableSet
 
@@ -29,6 +33,10 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA cache_size=-8000",  # 8 MiB: memory must not grow with the views
     "PRAGMA temp_store=FILE",
+    # Freed cells and pages are overwritten with zeros: a row or a dropped table that held
+    # an erased person's name leaves nothing readable in the file (not left to how the
+    # system's SQLite was built).
+    "PRAGMA secure_delete=ON",
     "PRAGMA wal_autocheckpoint=10000",  # ~40 MB of WAL between checkpoints: fewer fsyncs
 )
 
@@ -41,13 +49,18 @@ def quote(name: str) -> str:
 class ViewsDatabase:
     """Where the views' tables are, and how to write to them safely and fast."""
 
-    def __init__(self, url: str, schema: str | None = None) -> None:
+    def __init__(self, url: str, schema: str | None = None, *, read_only: bool = False) -> None:
         self.url = url
         self.schema = schema
+        self.read_only = read_only
         options: dict[str, Any] = {}
         if url.startswith("postgresql") and schema:
             options["connect_args"] = {"options": f"-csearch_path={schema}"}
-        if url.startswith("sqlite"):
+        if url.startswith("postgresql") and read_only:
+            previous = options.get("connect_args", {}).get("options", "")
+            read_only_option = "-c default_transaction_read_only=on"
+            options["connect_args"] = {"options": f"{previous} {read_only_option}".strip()}
+        if url.startswith("sqlite") and not read_only:
             path = sa.make_url(url).database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -56,7 +69,8 @@ class ViewsDatabase:
         self.engine = sa.create_engine(url, **options)
         self.dialect = self.engine.dialect.name
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_connect)
+            connect = _sqlite_connect_read_only if read_only else _sqlite_connect
+            event.listen(self.engine, "connect", connect)
             event.listen(self.engine, "begin", _sqlite_begin)
         self.live = TableSet()
 
@@ -66,7 +80,10 @@ class ViewsDatabase:
         return cls(url, schema)
 
     @classmethod
-    def sqlite_file(cls, path: Path) -> ViewsDatabase:
+    def sqlite_file(cls, path: Path, *, read_only: bool = False) -> ViewsDatabase:
+        """Views in the SQLite file ``path``; ``read_only``: opened with ``mode=ro``."""
+        if read_only:
+            return cls(f"sqlite:///{sqlite_read_only_uri(path)}&uri=true", read_only=True)
         return cls(f"sqlite:///{path}")
 
     @property
@@ -225,6 +242,14 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
+    cursor.close()
+
+
+def _sqlite_connect_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=ON")
     cursor.close()
 
 

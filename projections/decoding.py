@@ -144,6 +144,8 @@ class FastDecoder:
         state = event.__dict__
         for name in sealed:
             yield state[name]["subject"]
+            if "text" in state[name]:
+                yield state[name]["text"]
 
     def mapper_decode(
         self, position: int, originator_id: Any, version: int, topic: str, state_bytes: bytes

@@ -27,10 +27,10 @@ from sferum_audit.application.personal_data_mapper import (
     event_type,
     open_sealed,
 )
-from sferum_audit.application.subject_keys import SubjectKeys, subject_keys
+from sferum_audit.application.subject_keys import KeyWrapping, SubjectKeys, subject_keys
 from sferum_audit.domain.personal_data import ERASED, PERSONAL_FIELDS
 
-SUBJECT: Final = re.compile(rb'"subject":\s*"((?:[^"\\]|\\.)*)"')
+SUBJECT: Final = re.compile(rb'"(?:subject|text)":\s*"((?:[^"\\]|\\.)*)"')
 MISSING: Final = object()
 
 
@@ -47,8 +47,11 @@ class _Key:
 class ViewKeys(SubjectKeys):
     """Read-only access to subjects' keys with page-wise bulk reads and a bounded cache."""
 
-    def __init__(self, engine: sa.Engine, cache_size: int = 5_000) -> None:
+    def __init__(
+        self, engine: sa.Engine, cache_size: int = 5_000, *, wrapping: KeyWrapping | None = None
+    ) -> None:
         self._engine = engine
+        self._wrapping = wrapping
         # keys per query: PostgreSQL may plan a long IN list as a scan of the whole table
         # (it did here: about 8 ms a query at 70,000 subjects), where 64 lookups by key
         # take well under 1 ms
@@ -128,7 +131,7 @@ class ViewKeys(SubjectKeys):
                 chunk = subject_ids[start : start + self._chunk]
                 statement = sa.select(column, subject_keys.c.key).where(column.in_(chunk))
                 for subject, key in conn.execute(statement):
-                    found[subject] = key
+                    found[subject] = self._unwrap(subject, key)
         for subject, key in found.items():
             # None: no key (destroyed), so the data reads as erased
             self._lru[subject] = None if key is None else _Key(key)
@@ -150,6 +153,8 @@ class ViewMapper(PersonalDataMapper):
 
     def _open(self, sealed: dict[str, str]) -> str:
         """``PersonalDataMapper._open`` with the subject's cipher object cached."""
+        if "text" in sealed:  # free text under two keys (see personal_data_mapper)
+            return super()._open(sealed)
         subject = sealed["subject"]
         plain = open_sealed(self._view_keys.cipher_for_reading(subject), subject, sealed["sealed"])
         return ERASED if plain is None else plain.decode()
@@ -163,7 +168,7 @@ def view_mapper(app: Application[UUID]) -> tuple[Mapper[UUID], ViewKeys | None]:
     engine = getattr(keys, "_engine", None)
     if not isinstance(mapper, PersonalDataMapper) or not isinstance(engine, sa.Engine):
         return mapper, None
-    view_keys = ViewKeys(engine)
+    view_keys = ViewKeys(engine, wrapping=getattr(keys, "_wrapping", None))
     view = ViewMapper(mapper.transcoder, view_keys)
     view.cipher, view.compressor = mapper.cipher, mapper.compressor
     return view, view_keys

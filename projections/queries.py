@@ -2,27 +2,90 @@
 
 Everything that depends on "now" (ages, staleness, overdue incidents, time to
 acknowledge an open incident) is computed here, from the ``now`` the caller passes.
+
+Filter values are checked before any query runs: a value that cannot match anything
+(an authority the order does not have, a ground of no section, a status no invitation
+ever has, a school or chat the views do not know) raises ``InvalidFilter``, which names
+the option and the values that are valid, instead of answering with an empty list.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
 
-from sferum_audit.domain.access_incident import CLOSED, REPORTED
-from sferum_audit.domain.invitation import ISSUED
+from sferum_audit.domain.access_incident import CLOSED, REPORTED, STATE_ORDER
+from sferum_audit.domain.invitation import ANNULLED, EXPIRED, ISSUED, REDEEMED
+from sferum_audit.domain.regulation import GROUNDS, MODERATION_AUTHORITIES
+from sferum_audit.projections.audit_trail import ACTIONS
 from sferum_audit.projections.database import ViewsDatabase
+from sferum_audit.projections.tables import AUDIT_TRAIL, specs_of
 from sferum_audit.projections.view import iso
 
+# The audit trail's fields in the order people read them; the view's other columns
+# follow (``audit_columns``), so a column added to the view is listed and exported too.
 AUDIT_COLUMNS: Final = (
     "position", "occurred_at", "recorded_at", "school_id", "class_id", "chat_id", "action",
     "moderator_id", "moderator_role", "authority", "ground", "target_id", "message_id",
     "reason", "command_id", "source_id",
 )  # fmt: skip
+INVITATION_STATUSES: Final = (ISSUED, REDEEMED, ANNULLED, EXPIRED)
+INCIDENT_STATES: Final = STATE_ORDER
+
+
+def audit_columns() -> tuple[str, ...]:
+    """Every column of the audit trail view: ``AUDIT_COLUMNS`` first, then the rest."""
+    (spec,) = (s for s in specs_of(AUDIT_TRAIL) if s.name == "audit_trail")
+    rest = tuple(c for c in spec.column_names if c not in AUDIT_COLUMNS)
+    return (*AUDIT_COLUMNS, *rest)
+
+
+AUDIT_NAMES: Final = ("moderator_name", "target_name")  # joined from the profiles
+
+
+class InvalidFilter(ValueError):
+    """A filter value that cannot match: names the option and the valid values."""
+
+    def __init__(self, option: str, value: str, valid: list[str] | tuple[str, ...]) -> None:
+        self.option = option
+        self.value = value
+        self.valid = tuple(valid)
+        shown = ", ".join(self.valid) if self.valid else "none recorded yet"
+        super().__init__(f"unknown {option} value {value!r}; valid: {shown}")
+
+
+def check_choice(option: str, value: str | None, valid: Iterable[str]) -> None:
+    """Raises ``InvalidFilter`` unless ``value`` is ``None`` or one of ``valid``."""
+    choices = sorted(valid)
+    if value is not None and value not in choices:
+        raise InvalidFilter(option, value, choices)
+
+
+def known_schools(db: ViewsDatabase) -> list[str]:
+    s = db.live.table("cs_schools")
+    with db.reading() as conn:
+        return [r[0] for r in conn.execute(sa.select(s.c.school_id).order_by(s.c.school_id))]
+
+
+def check_school(db: ViewsDatabase, school: str | None) -> None:
+    """``--school`` must name a school the views know."""
+    if school is not None:
+        check_choice("--school", school, known_schools(db))
+
+
+def check_chat(db: ViewsDatabase, chat: str, school: str | None, option: str = "CHAT") -> None:
+    """A chat id must name a chat the views know (in ``school``, when given)."""
+    c = db.live.table("cs_chats")
+    statement = sa.select(c.c.chat_id).distinct().order_by(c.c.chat_id)
+    if school is not None:
+        statement = statement.where(c.c.school_id == school)
+    with db.reading() as conn:
+        check_choice(option, chat, [r[0] for r in conn.execute(statement)])
 
 
 @dataclass(frozen=True)
@@ -39,6 +102,19 @@ class AuditFilter:
     until: datetime | None = None
     school: str | None = None
 
+    def check(self) -> None:
+        """Raises ``InvalidFilter`` for a value no audit row can have."""
+        check_choice("--authority", self.authority, MODERATION_AUTHORITIES)
+        check_choice("--ground", self.ground, GROUNDS)
+        check_choice("--action", self.action, ACTIONS)
+
+    def describe(self) -> str:
+        """The filters in force, as the options that set them."""
+        given = {k: v for k, v in vars(self).items() if v is not None}
+        return " ".join(
+            f"--{k} {iso(v) if isinstance(v, datetime) else v}" for k, v in given.items()
+        )
+
 
 def _hours(start: str | None, end: str | None) -> float | None:
     if start is None or end is None:
@@ -48,8 +124,21 @@ def _hours(start: str | None, end: str | None) -> float | None:
 
 
 def audit_statement(db: ViewsDatabase, flt: AuditFilter) -> sa.Select[Any]:
+    """The audit rows that pass ``flt``, with the moderator's and the target's display
+    names (their ids where no profile has one)."""
     t = db.live.table("audit_trail")
-    statement = sa.select(*(t.c[c] for c in AUDIT_COLUMNS))
+    profiles = db.live.table("cs_profiles")
+    who, whom = profiles.alias("who"), profiles.alias("whom")
+    statement = (
+        sa.select(
+            *(t.c[c] for c in audit_columns()),
+            sa.func.coalesce(who.c.display_name, t.c.moderator_id).label("moderator_name"),
+            sa.func.coalesce(whom.c.display_name, t.c.target_id).label("target_name"),
+        )
+        .select_from(t)
+        .join(who, who.c.profile_id == t.c.moderator_id, isouter=True)
+        .join(whom, whom.c.profile_id == t.c.target_id, isouter=True)
+    )
     for column, value in (
         ("moderator_id", flt.moderator),
         ("chat_id", flt.chat),
@@ -76,6 +165,7 @@ def audit_rows(
     newest_first: bool = False,
 ) -> list[dict[str, Any]]:
     """The audit trail rows that pass ``flt``, in log order (or newest first)."""
+    flt.check()
     t = db.live.table("audit_trail")
     statement = audit_statement(db, flt)
     statement = statement.order_by(t.c.position.desc() if newest_first else t.c.position)
@@ -272,6 +362,7 @@ def invitations(
 ) -> list[dict[str, Any]]:
     """Every invitation link with its age at ``now``; with ``stale_days``, only the links
     still unused after that many days (the ones 2.3 says to annul)."""
+    check_choice("--status", status, INVITATION_STATUSES)
     i = db.live.table("inv_invitations")
     statement = sa.select(i).order_by(i.c.school_id, i.c.issued_at, i.c.invitation_id)
     if status is not None:

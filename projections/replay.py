@@ -377,3 +377,62 @@ def _recorded_at(app: Application[UUID], notification: Notification) -> datetime
     event: Any = app.mapper.to_domain_event(notification)
     stamp: datetime = event.timestamp
     return stamp
+
+
+# -- as of a past time: when things happened, or when they were recorded ------------------------
+
+
+@dataclass(frozen=True)
+class OccurredCut:
+    """Where the log is cut for "as it was at ``when``", by when the acts happened.
+
+    ``position``: the last event that happened at or before ``when`` (0: none did), so the
+    snapshot holds every act that happened by then. ``later_inside``: events before that
+    position that happened after ``when`` (recorded out of order; they are in the
+    snapshot too). ``first_occurred``: when the earliest act in the log happened."""
+
+    when: datetime
+    position: int
+    later_inside: int
+    first_occurred: datetime | None
+
+
+def occurred_at_of(app: Application[UUID], notification: Notification) -> datetime | None:
+    """When the act of a stored event happened (``None`` for bookkeeping without one)."""
+    event: Any = app.mapper.to_domain_event(notification)
+    context = getattr(event, "ctx", None)
+    occurred: datetime | None = getattr(context, "occurred_at", None)
+    if occurred is not None and occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=UTC)
+    return occurred
+
+
+def position_occurred_by(app: Application[UUID], when: datetime, page: int = 1000) -> OccurredCut:
+    """Scans the log once for the cut described in ``OccurredCut``."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    recorder = app.recorder
+    last = 0
+    after: list[int] = []  # positions of acts after ``when``, up to now
+    first: datetime | None = None
+    start = 1
+    while notifications := recorder.select_notifications(start, page):
+        for notification in notifications:
+            if notification.topic.endswith(":CommandReceipt.Recorded"):
+                continue  # bookkeeping written after its batch: no act of its own
+            occurred = occurred_at_of(app, notification)
+            if occurred is None:
+                continue
+            first = occurred if first is None else min(first, occurred)
+            if occurred <= when:
+                last = notification.id
+            else:
+                after.append(notification.id)
+        start = notifications[-1].id + 1
+    return OccurredCut(when, last, sum(1 for p in after if p < last), first)
+
+
+def first_recorded(app: Application[UUID]) -> datetime | None:
+    """When the first event of the log was recorded (``None`` for an empty log)."""
+    page = app.recorder.select_notifications(1, 1)
+    return _recorded_at(app, page[0]) if page else None

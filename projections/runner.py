@@ -34,6 +34,7 @@ from sferum_audit.projections.settings import ViewsSettings
 from sferum_audit.projections.tables import TableSet
 from sferum_audit.projections.tracking import ensure_rows, read_positions, write_positions
 from sferum_audit.projections.view import Handler, View, topic
+from sferum_audit.projections.wakeup import LogSignal, PostgresNotifications, notify_channel
 
 log = structlog.get_logger(__name__)
 
@@ -287,10 +288,23 @@ class ViewRunner:
 
     # -- following ----------------------------------------------------------------------------
 
-    def follow(self, stop: threading.Event, poll_interval: float = 0.5) -> None:
-        """Applies new events as they are recorded until ``stop`` is set (polls the log)."""
+    def follow(
+        self,
+        stop: threading.Event,
+        poll_interval: float = 0.5,
+        wake: threading.Event | None = None,
+    ) -> None:
+        """Applies new events as they are recorded until ``stop`` is set.
+
+        With ``wake`` (a ``LogSignal`` bell, see ``wakeup``), it looks at the log as soon as
+        the bell rings and at the latest every ``poll_interval``; the bell is cleared
+        before each look, so a commit during a look rings it again. ``stop`` must also
+        ring the bell (``ViewFollower.stop`` does)."""
+        bell = wake or stop
         failures = 0
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()
             try:
                 moved = self.catch_up()
                 failures = 0
@@ -300,7 +314,7 @@ class ViewRunner:
                 stop.wait(min(poll_interval * 2**failures, 30.0))
                 continue
             if moved == 0:
-                stop.wait(poll_interval)
+                bell.wait(poll_interval)
 
 
 class ViewFollower:
@@ -314,18 +328,27 @@ class ViewFollower:
         *,
         poll_interval: float = 0.5,
         page_size: int = 2000,
+        signal: LogSignal | None = None,
     ) -> None:
+        """``signal``: rung when something is recorded (the ingest rings it in-process); on
+        PostgreSQL the follower also LISTENs for other processes' inserts (``wakeup``)."""
         self.runner = ViewRunner(app, db, views, page_size=page_size)
         self.poll_interval = poll_interval
+        self.signal = signal or LogSignal()
         self._stop = threading.Event()
+        self._bell = self.signal.bell()
         self._thread: threading.Thread | None = None
+        self._notifications: PostgresNotifications | None = None
 
     def start(self) -> ViewFollower:
         self.runner.ensure_tables()
         self._stop.clear()
+        if notify_channel(self.runner.app.recorder) is not None:
+            self._notifications = PostgresNotifications(self.runner.app.recorder, self.signal)
+            self._notifications.start()
         self._thread = threading.Thread(
             target=self.runner.follow,
-            args=(self._stop, self.poll_interval),
+            args=(self._stop, self.poll_interval, self._bell),
             name="sferum-audit-views",
             daemon=True,
         )
@@ -351,9 +374,14 @@ class ViewFollower:
 
     def stop(self, timeout: float | None = 10.0) -> None:
         self._stop.set()
+        self._bell.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._notifications is not None:
+            self._notifications.stop()
+            self._notifications = None
+        self.signal.forget(self._bell)
 
 
 def start_view_follower(
@@ -362,9 +390,11 @@ def start_view_follower(
     app: Application[UUID] | None = None,
     views: Sequence[str] | None = None,
     views_settings: ViewsSettings | None = None,
+    signal: LogSignal | None = None,
 ) -> ViewFollower:
     """Starts following the log into the configured views database; call ``stop()`` at
-    shutdown and ``lag()`` for per-view positions (e.g. for metrics)."""
+    shutdown and ``lag()`` for per-view positions (e.g. for metrics). ``signal``: rung by
+    whoever records in this process, so the views follow at once (see ``wakeup``)."""
     from sferum_audit.application.bootstrap import build_audit_log
 
     options = views_settings or ViewsSettings()
@@ -375,5 +405,6 @@ def start_view_follower(
         views,
         poll_interval=options.views_poll_interval,
         page_size=options.views_page_size,
+        signal=signal,
     )
     return follower.start()

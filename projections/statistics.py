@@ -1,10 +1,12 @@
 """Statistics for the school administration (2.3), per school and class.
 
 Aggregated when read from the current-state, invitations, audit-trail and incident views,
-so they can never disagree with them: members by role (memberships of the class's chats;
-class "" holds the school-wide chats), linked ElZhur accounts by profile role (class from
-the roster), invitations by status (class of the invitation's chat), moderation actions by
-ground and by authority, and incidents by state.
+so they can never disagree with them: people on the roster by role (``roster``: each
+pupil counted once, in their class; staff under class ""), memberships by role (each
+membership of one of the class's chats counted, so a pupil in the class chat and two
+subject chats counts three; class "" holds the school-wide chats), linked ElZhur accounts
+by profile role (class from the roster), invitations by status (class of the invitation's
+chat), moderation actions by ground and by authority, and incidents by state.
 """
 
 from __future__ import annotations
@@ -36,7 +38,22 @@ def statistics(db: ViewsDatabase, school: str | None = None) -> list[dict[str, A
     chat_class = sa.func.coalesce(chats.c.class_id, empty)
     queries: list[tuple[str, sa.Select[Any]]] = [
         (
-            "members",
+            "roster",
+            sa.select(
+                schools.c.school_id,
+                sa.func.coalesce(roster.c.class_id, empty),
+                roster.c.roster_role,
+                sa.func.count(),
+            )
+            .join_from(roster, schools, roster.c.school_uuid == schools.c.school_uuid)
+            .group_by(
+                schools.c.school_id,
+                sa.func.coalesce(roster.c.class_id, empty),
+                roster.c.roster_role,
+            ),
+        ),
+        (
+            "memberships",
             sa.select(chats.c.school_id, chat_class, members.c.role, sa.func.count())
             .join_from(members, chats, members.c.chat_uuid == chats.c.chat_uuid)
             .group_by(chats.c.school_id, chat_class, members.c.role),

@@ -50,6 +50,9 @@ def start_serve(data_dir: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, SFERUM_AUDIT_LOG_FORMAT="json")
     env.pop("SFERUM_AUDIT_DATABASE_URL", None)
     args = ["--data-dir", str(data_dir), "serve", "--nats-url", url, "--metrics-port", "0"]
+    # One process: the SIGKILL below must crash the consumer itself (with --workers N it
+    # would kill the supervisor, whose workers then stop gracefully).
+    args += ["--workers", "1"]
     code = "from sferum_audit.cli.main import app; app()"
     with log.open("ab") as out:
         return subprocess.Popen(  # noqa: S603  # our own interpreter and arguments

@@ -181,7 +181,7 @@ def openapi_document() -> dict[str, Any]:
         "type": "object",
         "properties": {
             c: {"type": "integer"} if c == "position" else {"type": ["string", "null"]}
-            for c in queries.AUDIT_COLUMNS
+            for c in (*queries.audit_columns(), *queries.AUDIT_NAMES)
         },
     }
     return {

@@ -37,6 +37,7 @@ from starlette.templating import Jinja2Templates
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
+from sferum_audit.cli.times import school_zone
 from sferum_audit.domain.access_incident import CLOSED
 from sferum_audit.domain.regulation import CONTAINMENT_STEPS, GROUNDS, NOTIFIED_PARTIES
 from sferum_audit.projections import queries
@@ -82,7 +83,7 @@ class Console:
     def __init__(self, settings: Settings, web: WebSettings) -> None:
         self.settings = settings
         self.web = web
-        self.zone = ZoneInfo(web.time_zone)
+        self.zone = ZoneInfo(web.time_zone) if web.time_zone else school_zone()
         self.app: AuditLog = build_audit_log(settings)
         options = ViewsSettings()
         self.db = ViewsDatabase.from_settings(settings, options)
@@ -140,7 +141,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         {
             "t": translator(request),
             "time": lambda value: local_time(value, zone),
-            "zone": console.web.time_zone,
+            "zone": str(zone),
             "status": status_code,
             **context,
         },
@@ -498,7 +499,7 @@ async def audit_export(request: Request) -> Response:
             headers={"Content-Disposition": 'attachment; filename="audit.json"'},
         )
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(queries.AUDIT_COLUMNS))
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(audit_fields()))
     writer.writeheader()
     writer.writerows(rows)
     return Response(
@@ -509,6 +510,11 @@ async def audit_export(request: Request) -> Response:
 
 
 # -- administrators (2.3) ---------------------------------------------------------------------
+
+
+def audit_fields() -> tuple[str, ...]:
+    """Every field of an audit row as the page's query returns it."""
+    return (*queries.audit_columns(), *queries.AUDIT_NAMES)
 
 
 def _need_admin(standing: Standing) -> None:

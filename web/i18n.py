@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Final
-from zoneinfo import ZoneInfo
 
 LANGUAGES: Final = ("ru", "en")
 
@@ -210,7 +209,7 @@ class Translator:
         return self.words.get(key, key)
 
 
-def local_time(value: str | None, zone: ZoneInfo) -> str:
+def local_time(value: str | None, zone: tzinfo) -> str:
     """An ISO time from the views, shown in the school's time zone."""
     if not value:
         return ""

@@ -35,8 +35,10 @@ class WebSettings(BaseSettings):
     stale_invitation_days: float = Field(
         default=7.0, description="Days after which an unused invitation link is stale (2.3)."
     )
-    time_zone: str = Field(
-        default="Europe/Moscow", description="The school's time zone, in which pages show times."
+    time_zone: str | None = Field(
+        default=None,
+        description="The school's time zone for the pages; unset: SFERUM_AUDIT_TIME_ZONE, the "
+        "one the CLI's listings use (default Europe/Kaliningrad).",
     )
     language: Literal["ru", "en"] = Field(
         default="ru", description="Language of the pages unless the person picks another."

@@ -1,6 +1,6 @@
 """Moderation through the service: each authority allowed where it holds, refused elsewhere.
 
-REGULATION.md: an administrator controls every chat (2.3); a teacher the chats they created,
+docs/regulation.md: an administrator controls every chat (2.3); a teacher the chats they created,
 own or moderate (2.4); a class teacher the class and parents' chat of their classes plus
 their own chats (2.5); students and parents moderate nothing; warnings need 2.5.
 """

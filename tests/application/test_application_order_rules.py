@@ -424,3 +424,225 @@ def test_a_former_moderators_act_from_their_term_arriving_late_is_recorded(
     assert school.app.handle(parse_command(late)).status == "recorded"
     now = removal(school, moderator, "math-5a", command_id="after-the-term")
     assert school.app.handle(parse_command(now)).error_code == "chat-not-under-control"
+
+
+# -- a late membership act cannot undo a movement that came before it was recorded -------------
+
+
+def test_a_join_dated_before_a_transfer_arriving_after_it_is_refused(
+    school: SchoolBuilder,
+) -> None:
+    school.add("class-5a", STUDENT.id)
+    before = school.clock
+    school.ok("transfer-student", ADMIN, person_id=STUDENT.id, to_class_id="6b")
+    late = before + timedelta(seconds=30)
+    for chat_id, person in (("class-5a", STUDENT.id), ("parents-5a", PARENT.id)):
+        code = school.refused("add-member", ADMIN, chat_id=chat_id, profile_id=person, at=late)
+        assert code in {"membership-not-allowed", "dated-before-previous-step"}, chat_id
+    assert school.chat("class-5a").members == {}
+    assert school.chat("parents-5a").members == {}
+
+
+def test_a_redemption_dated_before_a_transfer_arriving_after_it_is_refused(
+    school: SchoolBuilder,
+) -> None:
+    issue(school, "inv-late", "class-5a", "student")
+    before = school.clock
+    school.ok("transfer-student", ADMIN, person_id=STUDENT.id, to_class_id="6b")
+    code = school.refused(
+        "redeem-invitation", STUDENT, invitation_id="inv-late", at=before + timedelta(seconds=30)
+    )
+    assert code == "membership-not-allowed"
+    assert school.invitation("inv-late").status == "issued"
+
+
+def test_a_join_dated_before_a_departure_arriving_after_it_is_refused(
+    school: SchoolBuilder,
+) -> None:
+    before = school.clock
+    school.ok("record-departure", ADMIN, person_id=STUDENT.id, reason="переезд")
+    late = before + timedelta(seconds=30)
+    for chat_id in ("class-5a", "school-channel"):
+        code = school.refused("add-member", ADMIN, chat_id=chat_id, profile_id=STUDENT.id, at=late)
+        assert code == "membership-not-allowed", chat_id
+
+
+def test_a_join_dated_before_a_class_teachers_release_arriving_after_it_is_refused(
+    school: SchoolBuilder,
+) -> None:
+    before = school.clock
+    school.ok("release-class-teacher", ADMIN, class_id="5a")
+    code = school.refused(
+        "add-member",
+        ADMIN,
+        chat_id="parents-5a",
+        profile_id=CLASS_TEACHER.id,
+        at=before + timedelta(seconds=30),
+    )
+    assert code == "membership-not-allowed"
+
+
+def test_leaving_or_removal_cannot_be_dated_before_the_join(school: SchoolBuilder) -> None:
+    before = school.clock
+    school.add("class-5a", STUDENT.id)
+    assert school.refused("leave-chat", STUDENT, chat_id="class-5a", at=before) == (
+        "dated-before-previous-step"
+    )
+    code = school.refused(
+        "remove-member", ADMIN, chat_id="class-5a", profile_id=STUDENT.id, reason="x", at=before
+    )
+    assert code == "dated-before-previous-step"
+    assert STUDENT.id in school.chat("class-5a").members
+
+
+def test_a_block_cannot_be_dated_before_the_join_nor_an_unblock_before_the_block(
+    school: SchoolBuilder,
+) -> None:
+    before = school.clock
+    school.add("class-5a", STUDENT.id)
+    block = {"chat_id": "class-5a", "authority": "2.3", "ground": "4.2.4"}
+    code = school.refused(
+        "block-member", ADMIN, **block, member_id=STUDENT.id, reason="грубость", at=before
+    )
+    assert code == "not-member"
+    school.ok("block-member", ADMIN, **block, member_id=STUDENT.id, reason="грубость")
+    code = school.refused(
+        "unblock-member",
+        ADMIN,
+        chat_id="class-5a",
+        authority="2.3",
+        member_id=STUDENT.id,
+        reason="извинился",
+        at=before,
+    )
+    assert code == "dated-before-previous-step"
+
+
+def test_a_late_transfer_dated_before_a_join_still_ends_the_membership(
+    school: SchoolBuilder,
+) -> None:
+    before = school.clock
+    school.add("class-5a", STUDENT.id)
+    school.ok(
+        "transfer-student",
+        ADMIN,
+        person_id=STUDENT.id,
+        to_class_id="6b",
+        at=before + timedelta(seconds=30),
+    )
+    assert school.chat("class-5a").members == {}
+
+
+def test_an_account_link_cannot_be_dated_before_the_profile_was_registered(
+    school: SchoolBuilder,
+) -> None:
+    school.clock += timedelta(hours=1)
+    before = school.clock
+    school.ok(
+        "register-profile",
+        As("student-new", "student"),
+        profile_id="student-new",
+        role="student",
+        display_name="Новенький",
+    )
+    code = school.refused(
+        "link-account", ADMIN, profile_id="student-new", elzhur_account_id="ej-new", at=before
+    )
+    assert code == "dated-before-fact"
+
+
+def test_an_unlink_cannot_be_dated_before_the_link(school: SchoolBuilder) -> None:
+    before = school.clock
+    school.ok("link-account", ADMIN, profile_id=STUDENT.id, elzhur_account_id="ej-kolya")
+    code = school.refused("unlink-account", ADMIN, profile_id=STUDENT.id, reason="взлом", at=before)
+    assert code == "dated-before-previous-step"
+    assert school.profile(STUDENT.id).elzhur_account_id == "ej-kolya"
+
+
+def test_an_account_cannot_be_claimed_at_a_time_another_profile_held_it(
+    school: SchoolBuilder,
+) -> None:
+    school.ok("link-account", ADMIN, profile_id=STUDENT.id, elzhur_account_id="ej-shared")
+    held = school.clock
+    school.ok("unlink-account", ADMIN, profile_id=STUDENT.id, reason="ошибка")
+    code = school.refused(
+        "link-account", ADMIN, profile_id=STUDENT_6B.id, elzhur_account_id="ej-shared", at=held
+    )
+    assert code == "dated-before-previous-step"
+
+
+def test_a_teacher_who_left_the_school_cannot_be_made_a_chat_moderator(
+    school: SchoolBuilder,
+) -> None:
+    school.teacher_chat("math-5a", owner=TEACHER)
+    school.ok("record-departure", ADMIN, person_id=CLASS_TEACHER_6B.id, reason="уволился")
+    code = school.refused(
+        "appoint-chat-moderator", TEACHER, chat_id="math-5a", profile_id=CLASS_TEACHER_6B.id
+    )
+    assert code == "invalid-value"
+    assert CLASS_TEACHER_6B.id not in school.chat("math-5a").moderator_ids
+
+
+def test_a_join_refused_for_another_class_says_so_and_not_no_longer(
+    school: SchoolBuilder,
+) -> None:
+    result = school.send("add-member", ADMIN, chat_id="class-5a", profile_id=STUDENT_6B.id)
+    assert result.error_code == "membership-not-allowed"
+    assert "no longer" not in (result.error_message or "")
+
+
+def test_a_security_officer_joins_no_chat_not_even_the_school_channel(
+    school: SchoolBuilder,
+) -> None:
+    for chat_id in ("school-channel", "staff-room"):
+        code = school.refused("add-member", ADMIN, chat_id=chat_id, profile_id=SECURITY.id)
+        assert code == "membership-not-allowed", chat_id
+
+
+def test_a_warning_given_before_a_transfer_and_arriving_after_it_is_recorded(
+    school: SchoolBuilder,
+) -> None:
+    school.add("class-5a", STUDENT.id)
+    warned_at = school.clock + timedelta(minutes=1)
+    school.clock += timedelta(hours=1)
+    school.ok("transfer-student", ADMIN, person_id=STUDENT.id, to_class_id="6b")
+    school.ok(
+        "warn-about-liability",
+        CLASS_TEACHER,
+        chat_id="class-5a",
+        authority="2.5",
+        ground="4.2.4",
+        member_id=STUDENT.id,
+        reason="оскорбления в чате",
+        at=warned_at,
+    )
+
+
+def test_a_block_given_before_a_transfer_and_arriving_after_it_is_recorded(
+    school: SchoolBuilder,
+) -> None:
+    school.add("class-5a", STUDENT.id)
+    blocked_at = school.clock + timedelta(minutes=1)
+    school.clock += timedelta(hours=1)
+    school.ok("transfer-student", ADMIN, person_id=STUDENT.id, to_class_id="6b")
+    block = {"chat_id": "class-5a", "authority": "2.3", "ground": "4.2.4"}
+    school.ok("block-member", ADMIN, **block, member_id=STUDENT.id, reason="x", at=blocked_at)
+    assert STUDENT.id in school.chat("class-5a").blocked
+    code = school.refused("block-member", ADMIN, **block, member_id=STUDENT.id, reason="x")
+    assert code == "member-blocked"
+
+
+def test_a_warning_dated_before_the_member_joined_is_refused(school: SchoolBuilder) -> None:
+    before = school.clock
+    school.add("class-5a", STUDENT.id)
+    code = school.refused(
+        "warn-about-liability",
+        CLASS_TEACHER,
+        chat_id="class-5a",
+        authority="2.5",
+        ground="4.2.4",
+        member_id=STUDENT.id,
+        reason="оскорбления",
+        at=before,
+    )
+    assert code == "not-member"

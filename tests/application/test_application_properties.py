@@ -3,7 +3,7 @@ but a domain error, and the recorded log never breaks an invariant of the regula
 
 Each example gets a fresh SQLite store. After the sequence, a fresh ``AuditLog`` on the same
 store replays the whole log event by event; the rules are re-checked from the replayed state
-at each event (with an oracle written from REGULATION.md, not with the domain's own code),
+at each event (with an oracle written from docs/regulation.md, not with the domain's own code),
 and the final state is checked against the invariants.
 """
 
@@ -575,7 +575,7 @@ def set_up(run: Run) -> None:
 
 
 def held_authorities(school: School, chat: Chat, profile: Profile | None, actor: str) -> set[str]:
-    """REGULATION.md, "Who may do what", written out independently of domain.authority."""
+    """docs/regulation.md, "Who may do what", written out independently of domain.authority."""
     held = set()
     if actor in school.state.administrators:
         held.add("2.3")
@@ -607,7 +607,7 @@ def is_security_staff(school: School, profile: Profile | None, ctx: CommandConte
 
 
 def may_be_member(school: School, chat: Chat, profile: Profile, role: str) -> bool:
-    """REGULATION.md: a class's class chat and parents' chat are for that class's students
+    """The order: a class's class chat and parents' chat are for that class's students
     and their parents (and its class teacher); staff join the staff room as teachers; a
     chat bound to a class takes its students, their parents and teachers."""
 

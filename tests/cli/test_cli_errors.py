@@ -66,7 +66,8 @@ def test_a_bug_says_so_in_one_line_with_its_own_exit_code(
 
     monkeypatch.setattr(records, "build_audit_log", broken)
 
-    result = sqlite_cli("events")
+    result = sqlite_cli("report-access", "--school", "s", "--reporter", "p", "--noticed-at",
+                        "2024-12-02T10:00Z", "--how", "h", "--description", "d")  # fmt: skip
 
     assert_one_line_error(
         result, "unexpected error", "RuntimeError", "wires crossed", exit_code=EXIT_BUG
@@ -95,9 +96,14 @@ def test_no_arguments_show_the_commands(sqlite_cli: Cli) -> None:
 def test_the_data_dir_option_overrides_the_environment(sqlite_cli: Cli, tmp_path: Path) -> None:
     chosen, ignored = tmp_path / "chosen", tmp_path / "ignored"
 
-    result = sqlite_cli("--data-dir", str(chosen), "events", SFERUM_AUDIT_DATA_DIR=str(ignored))
+    record = ("moderate", "warn", "--school", "s", "--chat", "c", "--moderator", "t",
+              "--ground", "4.2.4", "--member", "m", "--reason", "r")  # fmt: skip
 
-    assert result.exit_code == 0, result.output
+    result = sqlite_cli("--data-dir", str(chosen), *record, SFERUM_AUDIT_DATA_DIR=str(ignored))
+    read = sqlite_cli("--data-dir", str(chosen), "events", SFERUM_AUDIT_DATA_DIR=str(ignored))
+
+    assert result.exit_code == 1, result.output  # refused: no such school; the store is made
+    assert read.exit_code == 0, read.output
     assert (chosen / "events.sqlite").exists()
     assert not ignored.exists()
 

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from cli_helpers import Cli, jsonl
+from cli_helpers import Cli, assert_one_line_error, jsonl
 
 from sferum_audit.application.service import AuditLog
 from sferum_audit.cli import events as events_command
@@ -68,7 +68,7 @@ def test_type_filter_takes_the_type_or_its_last_part_and_repeats(
     assert by_name == by_type
     assert {row["type"] for row in two_types} == {"Chat.ContentRemoved", "Chat.MemberBlocked"}
     assert len(two_types) == 7
-    assert rows(cli, "--type", "Removed") == []
+    assert cli("events", "--type", "Removed").exit_code == 2  # a part of a name is no type
 
 
 def test_aggregate_filter_shows_one_aggregate_at_its_global_positions(
@@ -146,12 +146,28 @@ def test_every_format_shows_the_same_rows(cli: Cli, loaded_school: str) -> None:
     assert [row["command_id"] for row in as_csv] == [row["command_id"] for row in as_jsonl]
     assert [json.loads(row["data"]) for row in as_csv] == [row["data"] for row in as_jsonl]
     for row in as_jsonl:
-        assert f"│ {row['position']} " in as_table
+        assert f"\n{row['position']} " in as_table
         assert str(row["command_id"]) in as_table
 
 
-def test_an_empty_log_lists_nothing(sqlite_cli: Cli) -> None:
+def test_an_empty_log_lists_nothing(sqlite_cli: Cli, sqlite_audit_log: AuditLog) -> None:
     result = sqlite_cli("events", "--format", "json")
+    table = sqlite_cli("events")
 
-    assert result.exit_code == 0
+    assert result.exit_code == table.exit_code == 0
     assert json.loads(result.stdout) == []
+    assert table.stdout == "Events: no event matches.\n"
+
+
+def test_a_folder_without_a_store_is_an_error_not_an_empty_log(sqlite_cli: Cli) -> None:
+    result = sqlite_cli("events", "-f", "json")
+
+    assert_one_line_error(result, "no event store", str(sqlite_cli.settings.data_dir))
+    assert not sqlite_cli.settings.event_store_path.exists()
+
+
+def test_an_unknown_event_type_lists_the_known_ones(cli: Cli, loaded_school: str) -> None:
+    result = cli("events", "--type", "ContentRemovd")
+
+    assert_one_line_error(result, "'ContentRemovd' is no event type", "Chat.ContentRemoved",
+                          exit_code=2)  # fmt: skip

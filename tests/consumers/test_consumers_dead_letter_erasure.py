@@ -266,7 +266,7 @@ async def test_forget_deletes_the_dead_letters_naming_the_person_and_says_which(
     )
     assert result.exit_code == 0, result.output
     assert (
-        f"2 dead letter(s) naming them deleted from the dead-letter stream "
+        f"2 message(s) naming them erased from stream {options.dead_letter_stream} "
         f"(sequences {first}, {second})" in result.stdout
     )
     assert "warning" not in result.stderr
@@ -292,7 +292,7 @@ async def test_forget_with_nats_unreachable_erases_and_says_how_to_delete_dead_l
     )
     assert result.exit_code == 0, result.output
     assert f"erased personal data of {pupil}" in result.stdout
-    assert "warning: dead letters not checked: NATS at nats://127.0.0.1:1 is unreachable" in (
+    assert "warning: NATS messages not checked: NATS at nats://127.0.0.1:1 is unreachable" in (
         result.stderr
     )
     assert f"sferum-audit dead-letters --purge-subject {pupil}" in result.stderr
@@ -354,3 +354,57 @@ def test_dead_letters_says_in_one_line_when_nats_is_unreachable(
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("error: NATS at nats://127.0.0.1:1 is unreachable")
     assert "Traceback" not in result.output
+
+
+# -- every stream, and the commands stream's retention -------------------------------------------
+
+
+async def test_erasure_erases_the_commands_still_held_that_name_the_person_by_id_or_name(
+    nats_server: EmbeddedNats, client: Client, unique: str
+) -> None:
+    from nats.js.api import RetentionPolicy
+    from nats.js.errors import NotFoundError
+
+    from sferum_audit.consumers.dead_letters import StreamEraser
+    from sferum_audit.domain.erasure import name_variants
+
+    options = PipelineSettings(nats_url=nats_server.url, commands_max_age=3600)
+    js = client.jetstream()
+    await ensure_topology(js, options)  # the partition consumers: nobody acks here
+    info = await js.stream_info(options.commands_stream)
+    assert info.config.retention == RetentionPolicy.INTEREST
+    assert info.config.max_age == 3600
+    school = f"s-{unique}"
+    pupil = f"p-{unique}"
+    publisher = CommandPublisher(js, nc=client)
+    by_id = removal(school, pupil, 1)
+    by_name = {**removal(school, "someone", 2), "reason": "травля (Секретова Алиса)"}
+    neither = removal(school, "someone", 3)
+    erasure = {
+        "command_id": f"{school}-erase",
+        "type": "erase-personal-data",
+        "school_id": school,
+        "actor": {"id": "adm", "role": "administrator"},
+        "occurred_at": "2024-12-10T10:00:00+00:00",
+        "erasure_id": "er-1",
+        "subject_id": pupil,
+        "requested_by": pupil,
+        "basis": "заявление",
+    }
+    acks = await publisher.publish_many([by_id, by_name, neither, erasure])
+    eraser = StreamEraser(js, options)
+
+    erased = await eraser.erase_naming(pupil, name_variants(["Алиса Секретова"]))
+
+    assert [(m.stream, m.sequence) for m in erased] == [
+        (options.commands_stream, acks[0].seq),
+        (options.commands_stream, acks[1].seq),
+    ]
+    for ack in acks[:2]:
+        with pytest.raises(NotFoundError):
+            await js.get_msg(options.commands_stream, ack.seq)
+    await js.get_msg(options.commands_stream, acks[2].seq)  # names nobody: kept
+    await js.get_msg(options.commands_stream, acks[3].seq)  # the erasure: kept until done
+    last = await eraser.drop_erasure(erasure["command_id"])
+    assert [m.sequence for m in last] == [acks[3].seq]
+    await js.get_msg(options.commands_stream, acks[2].seq)  # still held: no purge

@@ -246,6 +246,12 @@ async def test_a_store_outage_is_retried_with_backoff_then_dead_lettered_and_ret
         await publisher(client, postgres_settings).publish_many(commands)
         await wait_for(lambda: len(receipts(app)) == len(commands), 30, "recovery")
         assert pipeline.processor is not None
+        # The receipts are readable at the commit; the batch is counted once it is acked.
+        await wait_for(
+            lambda: pipeline.processor.settled == len(commands),  # type: ignore[union-attr]
+            30,
+            "the batch counted",
+        )
         assert pipeline.processor.totals["retried"] >= 1
         assert pipeline.processor.totals["dead_lettered"] == 0
 
@@ -304,6 +310,11 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_re
             lambda: len(receipts(pipeline.app)) == len(commands) - 1,  # type: ignore[arg-type]
             30,
             "the others",
+        )
+        await wait_for(
+            lambda: len(rejections(pipeline.app)) == 1,  # type: ignore[arg-type]
+            30,
+            "the bad bytes refused (a batch of their own: batches close when the stream is dry)",
         )
         counts = receipts(pipeline.app)
         assert poison["command_id"] not in counts

@@ -63,6 +63,7 @@ class Worker:
             SFERUM_AUDIT_BATCH_SIZE="20",
             SFERUM_AUDIT_BATCH_TIMEOUT="0.05",
             SFERUM_AUDIT_LOG_FORMAT="json",
+            SFERUM_AUDIT_WORKERS="1",  # one process: the test patches its batch handling
         )
         env.update(extra_env)
         env.pop("SFERUM_AUDIT_DATABASE_URL", None)
@@ -221,7 +222,7 @@ async def test_an_instance_restarted_under_its_name_takes_its_leases_back_at_onc
 ) -> None:
     """The leases would live a minute: the restarted instance must not wait for them."""
     sent = commands(unique)
-    await publish(nats_server.url, sent, partitions=2)
+    await publish(nats_server.url, sent, 2, Settings(data_dir=tmp_path / "data"))
     worker = Worker(tmp_path, nats_server.url, tmp_path / "data", partitions=2)
     same_name = {"SFERUM_AUDIT_INSTANCE_ID": f"audit-{unique}", "SFERUM_AUDIT_LEASE_TTL": "60"}
     try:

@@ -44,7 +44,7 @@ def test_only_the_holder_or_an_administrator_links_a_profile() -> None:
 
 def test_account_held_by_one_profile_refuses_another_until_released() -> None:
     account = ElzhurAccount(ctx=ctx("a", "student"), elzhur_account_id="elz-1", profile_id="a")
-    account.check_free_for("a")
+    account.check_free_for("a", account.changed_at)
     with pytest.raises(DomainError) as refused:
         account.claim(ctx("b", "student"), "b")
     assert refused.value.code == "account-held-by-another-profile"

@@ -1,4 +1,4 @@
-"""Who controls a chat under 2.3 / 2.4 / 2.5 (REGULATION.md), and role claims."""
+"""Who controls a chat under 2.3 / 2.4 / 2.5 (docs/regulation.md), and role claims."""
 
 from __future__ import annotations
 

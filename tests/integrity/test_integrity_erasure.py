@@ -188,6 +188,55 @@ def test_forget_is_refused_unless_the_person_or_a_parent_asks(
     assert not (sqlite_settings.data_dir / "erasures").exists()
 
 
+def test_forget_by_another_schools_administrator_is_refused_and_kept_in_rejected(
+    sqlite_settings: Settings, unique: str
+) -> None:
+    home, other = sample_school(f"s{unique}"), sample_school(f"o{unique}")
+    who = cast(home)
+    app = build_audit_log(sqlite_settings)
+    assert all(r.accepted for r in app.handle_batch([parse_command(c) for c in home + other]))
+    app.close()
+    cli = Cli(sqlite_settings)
+    for school in (who["school"], other[0]["school_id"]):
+        result = cli(
+            "forget",
+            who["student"],
+            "--requested-by",
+            who["student"],
+            "--basis",
+            "просьба",
+            "--school",
+            school,
+            "--by",
+            other[0]["first_administrator_id"],
+        )
+        one_error_line(result, "erasure-not-permitted", "kept in `rejected`")
+    ghost = cli(
+        "forget",
+        "../../etc/x",
+        "--requested-by",
+        "../../etc/x",
+        "--basis",
+        "просьба",
+        "--school",
+        who["school"],
+        "--by",
+        who["admin"],
+    )
+    one_error_line(ghost, "unknown-data-subject")
+    assert not (sqlite_settings.data_dir / "erasures").exists()
+    rejected = cli("rejected", "--format", "json")
+    assert rejected.exit_code == 0, rejected.output
+    codes = [row["error_code"] for row in json.loads(rejected.stdout)]
+    assert codes.count("erasure-not-permitted") == 2
+    assert codes.count("unknown-data-subject") == 1
+    app = build_audit_log(sqlite_settings)
+    try:
+        assert app.subject_keys.key_for_reading(who["student"]) is not None
+    finally:
+        app.close()
+
+
 def test_the_subject_may_ask_and_a_rerun_finishes_the_same_erasure(
     sqlite_settings: Settings, unique: str
 ) -> None:
@@ -214,12 +263,16 @@ def test_the_subject_may_ask_and_a_rerun_finishes_the_same_erasure(
     )
     first = cli(*args)
     assert first.exit_code == 0, first.output
+    act_file = sqlite_settings.data_dir / "erasures" / "er-1.json"
+    written = act_file.read_bytes()
     second = cli(*args)
     assert second.exit_code == 0, second.output
     assert "duplicate" in second.stdout
-    act = json.loads((sqlite_settings.data_dir / "erasures" / "er-1.json").read_text())
+    # The act is written once, by the run that destroyed the key; a rerun keeps it.
+    assert act_file.read_bytes() == written
+    act = json.loads(written)
     assert "the data subject" in act["requester_relation"]
-    assert act["key_destroyed_now"] is False
+    assert act["key_destroyed_now"] is True
     assert cli("verify").exit_code == 0
 
 

@@ -158,7 +158,7 @@ def test_forget_reaches_rejected_payloads_and_the_log_still_verifies(
     as_csv = listed(cli, "csv")
     assert as_csv[naming["command_id"]]["payload"] == ERASED
     assert as_csv[naming["command_id"]]["payload_state"] == "erased"
-    table = cli("rejected", "--format", "table", COLUMNS="1000")
+    table = cli("rejected", "--format", "table", "--wide", COLUMNS="1000")
     assert table.exit_code == 0, table.output
     assert ERASED in table.stdout
     assert about_student not in table.stdout

@@ -128,7 +128,7 @@ def test_check_catches_a_missing_row(run: Any, current: ViewsDatabase, school: s
     assert "live None" in checked.stderr
 
 
-def test_as_of_a_time_shows_the_chat_when_the_removal_happened(
+def test_as_recorded_at_a_time_shows_the_chat_when_the_removal_was_recorded(
     run: Any, app: AuditLog, history: list[dict[str, Any]], settings: Settings, school: str
 ) -> None:
     cut = next(i for i, c in enumerate(history) if c["type"] == "remove-content") + 1
@@ -138,7 +138,7 @@ def test_as_of_a_time_shows_the_chat_when_the_removal_happened(
     position_then = app.recorder.max_notification_id()
     time.sleep(0.05)
     record(app, history[cut:])
-    replayed = run("replay", "--as-of", moment.isoformat(), "--format", "json")
+    replayed = run("replay", "--as-recorded-at", moment.isoformat(), "--format", "json")
     assert replayed.exit_code == 0, replayed.output
     snapshot = settings.data_dir / f"views-asof-{position_then}.sqlite"
     assert str(snapshot) in replayed.stderr
@@ -165,6 +165,36 @@ def test_as_of_a_time_shows_the_chat_when_the_removal_happened(
     rows = {r["view"]: r["sha256"] for r in json.loads(replayed.stdout)}
     assert {k: v for k, v in rows.items() if k in expected} == expected
     assert removal is queries
+
+
+def test_as_of_a_time_by_when_things_happened(
+    run: Any, recorded: AuditLog, history: list[dict[str, Any]], school: str
+) -> None:
+    """The whole history was recorded just now, but --as-of asks when acts happened."""
+    removal = next(c for c in history if c["type"] == "remove-content")
+    moment = datetime.fromisoformat(removal["occurred_at"])
+    replayed = run("replay", "--as-of", moment.isoformat(), "--format", "json")
+    assert replayed.exit_code == 0, replayed.output
+    notifications = recorded.recorder.select_notifications(1, 10_000)
+    position = next(n.id for n in notifications if "ContentRemoved" in n.topic)
+    assert f"every act up to position {position}" in replayed.stderr
+    audit = run("audit", "--views-at", str(position), "--format", "json")
+    assert [r["action"] for r in json.loads(audit.stdout)] == ["content-removed"]
+    # by recording time the same moment (in 2024) is before anything was recorded
+    recorded_then = run("replay", "--as-recorded-at", moment.isoformat())
+    assert recorded_then.exit_code == 1
+    assert "nothing had been recorded by" in recorded_then.stderr
+    assert "use --as-of" in recorded_then.stderr
+
+
+def test_as_of_before_anything_happened_says_so(run: Any, recorded: AuditLog) -> None:
+    early = run("replay", "--as-of", "2024-12-01")
+    assert early.exit_code == 1
+    assert "nothing had happened by 2024-12-01 23:59" in early.stderr
+    assert "the first act in the log happened at 2024-12-02 10:01" in early.stderr  # +02:00
+    naive = run("replay", "--as-of", "2024-12-02T10:00")
+    assert naive.exit_code == 2
+    assert "has no timezone" in naive.stderr
 
 
 def test_upto_a_position_and_a_missing_snapshot(run: Any, recorded: AuditLog) -> None:
@@ -201,13 +231,15 @@ def test_audit_filters(run: Any, recorded: AuditLog, school: str) -> None:
     assert len(positions("--school", school, "--chat", "class-5a")) == 5
     assert positions("--school", school, "--chat", "olymp") == []
     assert positions(
-        "--school", school, "--since", "2024-12-02T08:25:00+00:00", "--until", "2024-12-02T08:26"
+        "--school", school, "--since", "2024-12-02T08:25:00+00:00", "--until", "2024-12-02T08:26Z"
     ) == ["liability-warned", "content-blocked"]
+    # a bare date is a day in the school's zone: --until through its end
+    assert len(positions("--school", school, "--since", "2024-12-02", "--until", "2024-12-02")) == 5
+    assert positions("--school", school, "--since", "2024-12-03") == []
     assert positions("--school", school, "--limit", "2", "--newest-first") == [
         "member-unblocked",
         "member-blocked",
     ]
-    assert positions("--school", "nowhere") == []
     bad = run("audit", "--since", "yesterday")
     assert bad.exit_code == 2
 
@@ -248,7 +280,7 @@ def test_listing_commands_catch_up_and_format(
     open_only = json.loads(run("incidents", "--format", "json").stdout)
     assert [i["incident_id"] for i in open_only] == ["inc-2"]
     overdue = run(
-        "incidents", "--overdue", "--ack-deadline-hours", "1", "--now", "2024-12-03T00:00",
+        "incidents", "--overdue", "--ack-deadline-hours", "1", "--now", "2024-12-03T00:00Z",
         "--format", "json",
     )  # fmt: skip
     assert [i["incident_id"] for i in json.loads(overdue.stdout)] == ["inc-2"]

@@ -174,7 +174,10 @@ def test_open_and_overdue_incidents(current: ViewsDatabase, school: str) -> None
 def test_statistics_per_school_and_class(current: ViewsDatabase, school: str) -> None:
     rows = statistics(current, school)
     table = {(r["class_id"], r["metric"], r["key"]): r["value"] for r in rows}
-    assert table[("5a", "members", "parent")] == 1
+    assert table[("5a", "memberships", "parent")] == 1
+    # each pupil once, in the class they are in now (s1 moved to 6b), however many chats
+    assert table[("5a", "roster", "student")] == 1
+    assert table[("6b", "roster", "student")] == 1
     assert table[("5a", "invitations", "redeemed")] == 2  # class-5a and parents-5a
     assert table[("5a", "invitations", "annulled")] == 1  # inv-4 in parents-5a
     assert table[("", "invitations", "expired")] == 1  # staff room
