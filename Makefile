@@ -31,11 +31,12 @@ lint: $(STAMP)
 # them through a tree of links with the installed names.
 typecheck: $(STAMP)
 	@mkdir -p build/typecheck/sferum_audit
-	@for d in domain application projections consumers cli integrity; do \
+	@for d in domain application projections consumers cli integrity web; do \
 		ln -sfn ../../../$$d build/typecheck/sferum_audit/$$d; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml \
 		-p sferum_audit.domain -p sferum_audit.application -p sferum_audit.projections \
-		-p sferum_audit.consumers -p sferum_audit.cli -p sferum_audit.integrity
+		-p sferum_audit.consumers -p sferum_audit.cli -p sferum_audit.integrity \
+		-p sferum_audit.web
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sferum_audit.application.local_sources import authenticator_for
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.application.store import persistence_environment
@@ -19,7 +20,7 @@ def build_audit_log(settings: Settings | None = None, *, read_only: bool = False
     settings = settings or Settings()
     env = persistence_environment(settings, read_only=read_only)
     keys = SubjectKeys.from_settings(settings, read_only=read_only)
-    app = AuditLog(env=env, subject_keys=keys)
+    app = AuditLog(env=env, subject_keys=keys, authenticator=authenticator_for(settings))
     app.conflict_retries = settings.conflict_retries
     app.settings = settings
     app.clock_skew = timedelta(seconds=settings.clock_skew_seconds)

@@ -22,7 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import pydantic_core
 from pydantic import (
@@ -31,12 +31,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
 )
 
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from sferum_audit.application.authentication import Credentials
 
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
 Text = Annotated[str, Field(min_length=1)]
@@ -117,7 +121,17 @@ class CommandBase(BaseModel):
     actor: Actor
     occurred_at: Moment
 
-    def context(self) -> CommandContext:
+    # The bytes and signature the command arrived with (see ``authentication``); set by
+    # ``authentication.vouched_command``, never by the payload. ``None``: a trusted
+    # in-process caller, whose commands are not authenticated.
+    _credentials: Any = PrivateAttr(default=None)
+
+    @property
+    def credentials(self) -> Credentials | None:
+        credentials: Credentials | None = self._credentials
+        return credentials
+
+    def context(self, source_id: str | None = None) -> CommandContext:
         """The provenance the domain stores on every event this command causes."""
         return CommandContext(
             actor_id=self.actor.id,
@@ -126,6 +140,7 @@ class CommandBase(BaseModel):
             command_id=self.command_id,
             correlation_id=self.correlation_id or self.command_id,
             causation_id=self.causation_id,
+            source_id=source_id,
         )
 
 
@@ -387,6 +402,29 @@ class DismissIncident(CommandBase):
     findings: Text
 
 
+# -- command sources (who may sign commands for the school) -----------------------------------
+
+
+class RegisterSource(CommandBase):
+    type: Literal["register-source"]
+    source_id: Id
+    kind: Literal["integration", "person"]
+    person_id: Id | None = None
+    public_key: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class RotateSource(CommandBase):
+    type: Literal["rotate-source"]
+    source_id: Id
+    public_key: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class RevokeSource(CommandBase):
+    type: Literal["revoke-source"]
+    source_id: Id
+    reason: Text
+
+
 # -- erasure of personal data (152-FZ) ------------------------------------------------------
 
 
@@ -433,7 +471,10 @@ Command = Annotated[
     | TakeContainmentStep
     | ResolveIncident
     | DismissIncident
-    | ErasePersonalData,
+    | ErasePersonalData
+    | RegisterSource
+    | RotateSource
+    | RevokeSource,
     Field(discriminator="type"),
 ]
 

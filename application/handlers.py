@@ -36,6 +36,7 @@ from sferum_audit.domain.regulation import (
     STAFF_ROOM,
 )
 from sferum_audit.domain.school import School
+from sferum_audit.domain.source import Source
 
 # Who creates their own profile (2.7, 2.8); staff profiles come from an administrator.
 SELF_REGISTERED_ROLES = frozenset({"student", "parent"})
@@ -720,3 +721,44 @@ def erase_personal_data(uow: UnitOfWork, cmd: c.ErasePersonalData, ctx: CommandC
             parties=parties,
         )
     )
+
+
+# -- command sources --------------------------------------------------------------------------
+
+
+def source_of(uow: UnitOfWork, cmd: c.RotateSource | c.RevokeSource) -> Source:
+    source = uow.get(Source, Source.create_id(cmd.source_id), "source", cmd.source_id)
+    source.check_school(cmd.school_id)
+    return source
+
+
+@handles("register-source")
+def register_source(uow: UnitOfWork, cmd: c.RegisterSource, ctx: CommandContext) -> None:
+    """A school not registered yet may have its first source provisioned ahead (by the
+    school administration; only the operator's key can vouch for that, since no source of
+    the school exists)."""
+    school = uow.find(School, School.create_id(cmd.school_id))
+    uow.check_absent(Source, Source.create_id(cmd.source_id), "source", cmd.source_id)
+    uow.add(
+        Source.register(
+            ctx,
+            school_id=cmd.school_id,
+            source_id=cmd.source_id,
+            kind=cmd.kind,
+            person_id=cmd.person_id,
+            public_key=cmd.public_key,
+            registrar_is_administrator=school is not None and school.is_administrator(cmd.actor.id),
+        )
+    )
+
+
+@handles("rotate-source")
+def rotate_source(uow: UnitOfWork, cmd: c.RotateSource, ctx: CommandContext) -> None:
+    school = school_of(uow, cmd)
+    source_of(uow, cmd).rotate(ctx, cmd.public_key, school.is_administrator(cmd.actor.id))
+
+
+@handles("revoke-source")
+def revoke_source(uow: UnitOfWork, cmd: c.RevokeSource, ctx: CommandContext) -> None:
+    school = school_of(uow, cmd)
+    source_of(uow, cmd).revoke(ctx, cmd.reason, school.is_administrator(cmd.actor.id))

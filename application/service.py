@@ -27,9 +27,11 @@ from sferum_audit.application.unit_of_work import UnitOfWork
 from sferum_audit.domain.base import AuditedAggregate
 from sferum_audit.domain.context import CommandContext
 from sferum_audit.domain.errors import DomainError
+from sferum_audit.domain.source import Source
 
 if TYPE_CHECKING:  # the commands and their handlers load on the first command handled:
     # a command that only reads the log does not pay for them (see bench_cli_start.py)
+    from sferum_audit.application.authentication import Authenticator
     from sferum_audit.application.commands import Command
 
 log = structlog.get_logger(__name__)
@@ -130,8 +132,18 @@ class AuditLog(Application[UUID]):
     settings: Settings | None = None
     clock_skew = timedelta(minutes=5)  # how far ahead of now an occurred_at may be
 
-    def __init__(self, env: dict[str, str], subject_keys: SubjectKeys) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        subject_keys: SubjectKeys,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        if authenticator is None:
+            from sferum_audit.application.authentication import Authenticator
+
+            authenticator = Authenticator()
         self.subject_keys = subject_keys
+        self.authenticator = authenticator
         super().__init__(env=env)
 
     def close(self) -> None:
@@ -161,10 +173,22 @@ class AuditLog(Application[UUID]):
         self._notify(recordings)
         return recordings
 
+    def source(self, source_id: str) -> Source | None:
+        """The registered source of that id (revoked ones too), or ``None``."""
+        try:
+            source: Source = self.repository.get(Source.create_id(source_id))
+        except AggregateNotFoundError:
+            return None
+        return source if isinstance(source, Source) else None
+
     # -- commands ---------------------------------------------------------------------------
 
     def handle(self, command: Command) -> CommandResult:
-        """Records one command, or explains why not; the same command_id twice records once."""
+        """Records one command, or explains why not; the same command_id twice records once.
+
+        A command that came with credentials (``authentication.vouched_command``: every
+        entry point's) is recorded only if a registered source vouches for it, and its
+        events name that source; one without is a trusted in-process caller's."""
         return self.handle_batch([command])[0]
 
     def handle_batch(self, commands: Sequence[Command]) -> list[CommandResult]:
@@ -235,6 +259,11 @@ class AuditLog(Application[UUID]):
         for command in commands:
             outcome = _Outcome(command)
             outcomes.append(outcome)
+            try:
+                source_id = self._source_of(uow, command)
+            except DomainError as error:
+                outcome.error = error
+                continue
             earlier = seen.get(command.command_id)
             if earlier is not None:
                 if fingerprint_of(earlier.command) != fingerprint_of(command):
@@ -263,7 +292,7 @@ class AuditLog(Application[UUID]):
                         outcome.duplicate_of = receipt.recorded()
                 continue
             uow.begin_command()
-            outcome.ctx = command.context()
+            outcome.ctx = command.context(source_id)
             outcome.decided = True
             try:
                 outcome.ctx.check_not_ahead(now, self.clock_skew)
@@ -277,6 +306,18 @@ class AuditLog(Application[UUID]):
                 continue
             outcome.refs = uow.changes_of_command()
         return uow, outcomes
+
+    def _source_of(self, uow: UnitOfWork, command: Command) -> str | None:
+        """The source that vouches for the command (sources registered, rotated or revoked
+        earlier in the batch count), ``None`` for an in-process caller's, or the refusal."""
+        credentials = command.credentials
+        if credentials is None:
+            return None
+        return self.authenticator.authenticate(
+            command,
+            credentials,
+            lambda source_id: uow.find(Source, Source.create_id(source_id)),
+        )
 
     def _decide_without(
         self, commands: Sequence[Command], refused: Command, error: DomainError

@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sferum_audit.domain.errors import InvalidValue
+from sferum_audit.domain.source import check_public_key
 
 
 class Settings(BaseSettings):
@@ -63,6 +66,45 @@ class Settings(BaseSettings):
     @property
     def kek_path(self) -> Path:
         return self.key_encryption_key_file or self.data_dir / "keys" / "subject-kek.json"
+
+    operator_public_keys: str | None = Field(
+        default=None,
+        description="The deployment operator's Ed25519 public keys (base64 of 32 bytes), "
+        "comma-separated; unset: those in operator_public_key_file, else the public half of "
+        "the operator key in the data folder (created on first use).",
+    )
+    operator_public_key_file: Path | None = Field(
+        default=None,
+        description="File with the operator's public keys, one per line (# comments allowed).",
+    )
+    operator_key_file: Path | None = Field(
+        default=None,
+        description="The operator's private key (PEM) that the CLI signs bootstrap commands "
+        "with; unset: <data_dir>/keys/operator-key.pem, created on first use (0600).",
+    )
+    signature_window_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="Largest difference, in seconds, between a command's signed timestamp and "
+        "when it reached the service (the replay window).",
+    )
+
+    @field_validator("operator_public_keys")
+    @classmethod
+    def _each_a_public_key(cls, value: str | None) -> str | None:
+        """A misconfigured operator key stops the service at start, not at a command."""
+        for key in (value or "").split(","):
+            if key.strip():
+                try:
+                    check_public_key(key.strip())
+                except InvalidValue as error:
+                    raise ValueError(f"{key.strip()[:60]!r}: {error}") from None
+        return value
+
+    @property
+    def keys_dir(self) -> Path:
+        """The folder of the local operator and source keys (0700, files 0600)."""
+        return self.data_dir / "keys"
 
     @property
     def event_store_path(self) -> Path:

@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -108,8 +108,15 @@ def keep_private(data_dir: Path) -> None:
 
 def private_sqlite_file(path: Path) -> None:
     """Creates the SQLite file mode 0600 before SQLite opens it (SQLite gives its -wal and
-    -shm files the mode of the database file), and tightens one that exists."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    -shm files the mode of the database file), and tightens one that exists.
+
+    An existing file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, so opening and closing the store while another
+    audit log of the same process has it open (the demo's pipeline beside the CLI's, a
+    test's store beside a publisher's) took away that connection's WAL lock, and another
+    process then reset the WAL index under it: "database disk image is malformed"."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for suffix in ("", "-wal", "-shm", "-journal"):
         extra = path.with_name(path.name + suffix)
         # another starter's connection may remove a -journal or -wal file meanwhile

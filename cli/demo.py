@@ -8,6 +8,7 @@ Loading is idempotent: a second run records nothing and says so.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import textwrap
 from collections import Counter
@@ -22,14 +23,20 @@ from eventsourcing.application import AggregateNotFoundError
 from rich.console import Console
 from rich.text import Text
 
-from sferum_audit.application.commands import parse_command
 from sferum_audit.application.handlers import all_chat_ids
+from sferum_audit.application.local_sources import LocalSigner
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.output import OutputFormat, console_width, emit
-from sferum_audit.cli.records import Tally, audit_log, record_in_batches, rejection_line
+from sferum_audit.cli.records import (
+    Tally,
+    audit_log,
+    parse_line,
+    record_in_batches,
+    rejection_line,
+)
 from sferum_audit.cli.views import AUDIT, INCIDENTS, opened_views
 from sferum_audit.domain.access_incident import AccessIncident
 from sferum_audit.domain.base import AuditedAggregate
@@ -74,10 +81,12 @@ def demo(
     console.print(Text(f"Store: {describe_store(settings)}"))
     app = audit_log(ctx)
     head_before = app.recorder.max_notification_id() or 0
-    tally = load_directly(app, commands) if direct else load_through_nats(settings, school_id, seed)
-    if not direct:  # the log grew by the events plus one receipt per recorded command
+    if direct:
+        tally = load_directly(app, settings, commands)
+    else:  # the log grew by the events plus one receipt per recorded command
+        tally, bootstrap_positions = load_through_nats(settings, school_id, seed)
         head_after = app.recorder.max_notification_id() or 0
-        tally.events = head_after - head_before - tally.counts["recorded"]
+        tally.events = head_after - head_before - tally.counts["recorded"] - bootstrap_positions
     if tally.counts["recorded"] == 0 and tally.counts["duplicate"]:
         console.print(
             f"already loaded: {tally.counts['duplicate']} duplicates, nothing new recorded"
@@ -116,20 +125,26 @@ def seal(settings: Settings, app: AuditLog) -> str:
     return f"{result.describe()}; check it with `sferum-audit verify`"
 
 
-def load_directly(app: AuditLog, commands: list[dict[str, Any]]) -> Tally:
-    """Records the sample through the application in this process."""
+def load_directly(app: AuditLog, settings: Settings, commands: list[dict[str, Any]]) -> Tally:
+    """Records the sample through the application in this process, signed as ``record``
+    signs plain lines."""
     tally = Tally()
-    numbered = ((n, parse_command(c)) for n, c in enumerate(commands, start=1))
-    for number, result in record_in_batches(app, numbered):
+    signer = LocalSigner.from_settings(settings)
+    numbered = (
+        (n, parse_line(json.dumps(c, ensure_ascii=False).encode(), signer=signer))
+        for n, c in enumerate(commands, start=1)
+    )
+    for number, result in record_in_batches(app, numbered, None, signer):
         tally.add(result)
         if not result.accepted:
             typer.echo(f"sample command {rejection_line(number, result)}", err=True)
     return tally
 
 
-def load_through_nats(settings: Settings, school_id: str, seed: int) -> Tally:
+def load_through_nats(settings: Settings, school_id: str, seed: int) -> tuple[Tally, int]:
     """Publishes the sample to an embedded nats-server, consumes and records it, and stops
-    everything again."""
+    everything again; the sample's tally, and the log positions the local source's
+    registration took (its event and its receipt)."""
     from sferum_audit.consumers.demo import run_pipeline_demo
 
     report = asyncio.run(run_pipeline_demo(settings, school_id=school_id, seed=seed))
@@ -143,13 +158,20 @@ def load_through_nats(settings: Settings, school_id: str, seed: int) -> Tally:
         f"relayed {report.events_published} events outbound (every position of the log, "
         f"receipts included, up to position {report.log_position})"
     )
-    tally = Tally()
+    if report.sources_registered:
+        typer.echo(
+            f"registered the local CLI source for {report.sources_registered} school(s), "
+            "signed by the operator key in the data folder"
+        )
+    tally = Tally()  # the sample's commands only, without the source registrations
     tally.counts.update(
-        recorded=report.recorded,
-        duplicate=report.duplicate + report.duplicates_at_publish,
+        recorded=report.recorded - report.sources_registered,
+        duplicate=report.duplicate
+        + report.duplicates_at_publish
+        - (report.bootstrap_published - report.sources_registered),
         rejected=report.rejected + report.dead_lettered,
     )
-    return tally
+    return tally, 2 * report.sources_registered
 
 
 def show_views(ctx: typer.Context, school_id: str) -> None:

@@ -23,7 +23,8 @@ from uuid import uuid4
 import typer
 
 from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.commands import ErasePersonalData, parse_command
+from sferum_audit.application.commands import ErasePersonalData
+from sferum_audit.application.local_sources import LocalSigner
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.service import AuditLog, RecordedEvent
 from sferum_audit.application.settings import Settings
@@ -312,7 +313,11 @@ def forget_command(
     # A rerun of an interrupted erasure repeats its command exactly, time included, so it
     # is recognised as a repetition and only finishes what was left (destroying the key).
     now = _recorded_erasure_time(app, school, act_id) or now
-    command = parse_command(
+    signer = LocalSigner.from_settings(settings)  # the local CLI source vouches for it
+    registration = signer.ensure_registered(app, school)
+    if registration is not None and not registration.accepted:
+        raise _fail(f"{registration.error_code}: {registration.error_message}")
+    command = signer.vouched(
         {
             "type": "erase-personal-data",
             "command_id": f"forget-{act_id}",

@@ -67,6 +67,11 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "rejected": ("pipeline", "Commands the ingest refused: why, and the payload."),
     "dead-letters": ("pipeline", "Commands whose every delivery failed, to retry or purge."),
     "demo": ("demo", "Runs the whole pipeline on the sample school and shows the result."),
+    "source": ("sources", "Command sources: keys that may sign a school's commands."),
+    "operator-key": ("sources", "The deployment operator's trusted public keys."),
+    "web": ("web", "The web console for security staff, moderators, administrators."),
+    "web-account": ("web", "Console accounts: an administrator creates and disables them."),
+    "web-token": ("web", "API tokens for integrations: issue, revoke, list."),
 }  # fmt: skip
 
 

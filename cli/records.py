@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Final
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import structlog
 import typer
 from eventsourcing.persistence import PersistenceError
 
+from sferum_audit.application.authentication import Signature, vouched_command
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.commands import (
     DEFAULT_LIMITS,
@@ -34,6 +35,7 @@ from sferum_audit.application.commands import (
     read_json,
 )
 from sferum_audit.application.commands import command_json_schema as command_schema
+from sferum_audit.application.local_sources import LocalSigner, local_source_id
 from sferum_audit.application.logging_setup import bound_command
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
@@ -55,6 +57,22 @@ def audit_log(ctx: typer.Context) -> AuditLog:
     return app
 
 
+def local_signer(ctx: typer.Context) -> LocalSigner:
+    """This installation's signing keys (created in the data folder on first use)."""
+    return LocalSigner.from_settings(ctx.find_object(Settings) or Settings())
+
+
+def record_signed(ctx: typer.Context, app: AuditLog, command: Command) -> CommandResult:
+    """Records one locally signed command, registering the school's local source first if
+    needed (a refused registration is the answer: it says why nothing could be signed)."""
+    signature = command.credentials.signature if command.credentials else None
+    if signature is not None and signature.source_id == local_source_id(command.school_id):
+        registration = local_signer(ctx).ensure_registered(app, command.school_id)
+        if registration is not None and not registration.accepted:
+            return registration
+    return app.handle(command)
+
+
 # -- recording many commands ------------------------------------------------------------------
 
 
@@ -63,49 +81,108 @@ def refused(command_id: str, error: CommandRejected) -> CommandResult:
     return CommandResult(command_id, "rejected", (), error.code, error.message)
 
 
-def parse_line(raw: bytes, limits: CommandLimits = DEFAULT_LIMITS) -> Command | CommandResult:
+def parse_line(
+    raw: bytes, limits: CommandLimits = DEFAULT_LIMITS, signer: LocalSigner | None = None
+) -> Command | CommandResult:
     """A command from one JSON line, or the refusal that names what is wrong with it (never
-    an exception, whatever the bytes)."""
+    an exception, whatever the bytes).
+
+    A signed envelope (``{"source", "timestamp", "signature", "command": "<the exact
+    command JSON>"}``) keeps its own signature; any other line is signed by ``signer``,
+    the local CLI's source (see ``application.local_sources``)."""
     raw = raw.strip()
+    envelope: tuple[bytes, Signature] | None = None
     try:
-        return parse_command(raw, limits)
+        envelope = signed_envelope(json_or_none(raw, limits))
+        if envelope is not None:
+            return vouched_command(envelope[0], envelope[1], datetime.now(UTC), limits)
+        command = parse_command(raw, limits)
+        if signer is None:
+            return command
+        signature = signer.signature(raw, command.school_id, command.type)
+        return vouched_command(raw, signature, datetime.now(UTC), limits)
     except CommandRejected as error:
-        return refused(command_id_in(raw, limits), error)
+        # the id inside an envelope is not trusted either
+        return refused("" if envelope is not None else command_id_in(raw, limits), error)
+
+
+def json_or_none(raw: bytes, limits: CommandLimits) -> Any:
+    try:
+        return read_json(raw, limits)
+    except CommandRejected:
+        return None
 
 
 def command_id_in(raw: bytes, limits: CommandLimits) -> str:
     """The ``command_id`` of a refused line, if it has a readable one."""
-    try:
-        data = read_json(raw, limits)
-    except CommandRejected:
-        return ""
+    data = json_or_none(raw, limits)
     command_id = data.get("command_id") if isinstance(data, dict) else None
     return command_id[:200] if isinstance(command_id, str) else ""
 
 
+ENVELOPE_KEYS: Final = frozenset({"source", "timestamp", "signature", "command"})
+
+
+def signed_envelope(data: Any) -> tuple[bytes, Signature] | None:
+    """The command bytes and signature of a signed envelope, or ``None`` for a plain
+    command; an envelope with other keys or types is refused."""
+    if not isinstance(data, dict) or "signature" not in data or "command" not in data:
+        return None
+    if set(data) != ENVELOPE_KEYS or not all(isinstance(data[k], str) for k in ENVELOPE_KEYS):
+        raise CommandRejected(
+            "a signed envelope has exactly the text fields source, timestamp, signature and "
+            "command (the exact command JSON)",
+            code="invalid-envelope",
+        )
+    signature = Signature(data["source"], data["timestamp"], data["signature"])
+    return data["command"].encode("utf-8"), signature
+
+
 def read_commands(
-    stream: BinaryIO, limits: CommandLimits = DEFAULT_LIMITS
+    stream: BinaryIO, limits: CommandLimits = DEFAULT_LIMITS, signer: LocalSigner | None = None
 ) -> Iterator[tuple[int, Command | CommandResult]]:
     """(line number, command or refusal) for every non-blank line of a JSON Lines stream."""
     for number, raw in enumerate(stream, start=1):
         if raw.strip():
-            yield number, parse_line(raw, limits)
+            yield number, parse_line(raw, limits, signer)
 
 
 def record_in_batches(
-    app: AuditLog, items: Iterable[tuple[int, Command | CommandResult]], size: int | None = None
+    app: AuditLog,
+    items: Iterable[tuple[int, Command | CommandResult]],
+    size: int | None = None,
+    signer: LocalSigner | None = None,
 ) -> Iterator[tuple[int, CommandResult]]:
     """Records the commands ``size`` at a time (one transaction each) and yields every
-    item's result in input order; each command is still accepted or refused on its own."""
+    item's result in input order; each command is still accepted or refused on its own.
+
+    With ``signer``, a school's first locally signed command is preceded by the local
+    source's registration when the store has none; a refused registration is reported at
+    the line that needed it."""
     items = iter(items)
     while chunk := list(islice(items, size or BATCH_SIZE)):
         commands = [item for _, item in chunk if not isinstance(item, CommandResult)]
-        results = iter(decide(app, commands) if commands else ())
+        sent = list(signer.with_registrations(commands, app.source)) if signer else []
+        if not sent:
+            sent = [(command, False) for command in commands]
+        results = iter(decide(app, [command for command, _ in sent]) if sent else ())
+        # each command's result, and the refused registration of its source, if any
+        outcome: dict[int, tuple[CommandResult, CommandResult | None]] = {}
+        refused_registration: CommandResult | None = None
+        for command, is_registration in sent:
+            result = next(results)
+            if is_registration:
+                refused_registration = None if result.accepted else result
+                continue
+            outcome[id(command)] = (result, refused_registration)
+            refused_registration = None
         for number, item in chunk:
             if isinstance(item, CommandResult):
                 yield number, item
                 continue
-            result = next(results)
+            result, registration = outcome[id(item)]
+            if registration is not None:
+                yield number, registration
             with bound_command(item.command_id, item.correlation_id):
                 log.debug("command handled", line=number, status=result.status)
             yield number, result
@@ -172,15 +249,21 @@ def record(
 ) -> None:
     """Records commands from JSON Lines; exits 1 if any line was rejected.
 
-    Each line is accepted or refused on its own, whatever its bytes; rejections name the
-    line number, the error code and the reason, and every other line is still recorded.
-    Recording the same file again records nothing new.
+    A plain command line is signed with this installation's local keys (register-school
+    and source management by the operator key, the rest by the school's local CLI source,
+    registered on first use); a line {"source", "timestamp", "signature", "command"}
+    carries its own source's signature over the exact command text. Each line is accepted
+    or refused on its own, whatever its bytes; rejections name the line number, the error
+    code and the reason, and every other line is still recorded. Recording the same file
+    again records nothing new.
     """
     tally = Tally()
     limits = PipelineSettings().command_limits()
     with _open_input(file) as stream:
         app = audit_log(ctx)
-        for number, result in record_in_batches(app, read_commands(stream, limits)):
+        signer = local_signer(ctx)
+        lines = read_commands(stream, limits, signer)
+        for number, result in record_in_batches(app, lines, None, signer):
             tally.add(result)
             if fmt is RecordFormat.json:
                 typer.echo(json.dumps({"line": number, **result.as_dict()}, ensure_ascii=False))
@@ -268,12 +351,12 @@ def submit(
         **fields,
     }
     try:
-        command = parse_command({k: v for k, v in data.items() if v is not None})
+        command = local_signer(ctx).vouched({k: v for k, v in data.items() if v is not None})
     except CommandRejected as error:
         result = refused(data["command_id"], error)
     else:
         with bound_command(command.command_id, command.correlation_id):
-            result = app.handle(command)
+            result = record_signed(ctx, app, command)
     print_result(command_type, result)
     if not result.accepted:
         raise typer.Exit(1)

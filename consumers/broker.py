@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import nats.errors
 import structlog
@@ -31,6 +31,11 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 from pydantic import BaseModel, Field, PlainValidator
 
+from sferum_audit.application.authentication import (
+    SIGNATURE_HEADER,
+    SOURCE_HEADER,
+    TIMESTAMP_HEADER,
+)
 from sferum_audit.application.commands import Command
 from sferum_audit.consumers.connection import nats_security
 from sferum_audit.consumers.ingest import IngestProcessor
@@ -88,7 +93,10 @@ IngestHandler = Callable[..., Awaitable[None]]
 
 _DEFAULT = PipelineSettings.model_fields
 INGEST_DESCRIPTION = (
-    "One command per message (the JSON of `sferum-audit record`). Headers: Nats-Msg-Id = "
+    "One command per message (the JSON of `sferum-audit record`). Headers: Sferum-Source, "
+    "Sferum-Timestamp and Sferum-Signature (required: a registered source's Ed25519 "
+    "signature over timestamp + '.' + the exact payload bytes, base64; unsigned, unknown, "
+    "revoked, expired or mismatched signatures are refused with their code); Nats-Msg-Id = "
     "<command_id>:<the first 32 hex digits of the SHA-256 of the exact payload bytes> "
     "(JetStream drops only a byte-identical repeat within the duplicate window; a reused "
     "command_id with other content always reaches the store and is refused as "
@@ -355,9 +363,43 @@ def asyncapi(settings: PipelineSettings | None = None) -> AsyncAPI:
     )
 
 
+COMMAND_HEADERS: Final[dict[str, Any]] = {
+    "type": "object",
+    "required": [SOURCE_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, "Nats-Msg-Id"],
+    "properties": {
+        SOURCE_HEADER: {
+            "type": "string",
+            "description": "Id of the registered source that signs (`operator` for the "
+            "deployment operator's key: register-school and source management only).",
+        },
+        TIMESTAMP_HEADER: {
+            "type": "string",
+            "pattern": "^[0-9]{1,12}$",
+            "description": "When it was signed, whole seconds since the UNIX epoch; refused "
+            "when more than SFERUM_AUDIT_SIGNATURE_WINDOW_SECONDS (300) from the time "
+            "JetStream stored the message.",
+        },
+        SIGNATURE_HEADER: {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "Ed25519 signature over the bytes of Sferum-Timestamp, '.', and "
+            "the exact payload, with the source's current key.",
+        },
+        "Nats-Msg-Id": {
+            "type": "string",
+            "description": "<command_id>:<first 32 hex digits of the SHA-256 of the payload>.",
+        },
+        "reply_to": {"type": "string", "description": "Where to publish the answer."},
+        "correlation_id": {"type": "string"},
+    },
+}
+
+
 def asyncapi_json(settings: PipelineSettings | None = None) -> str:
-    """The AsyncAPI document as committed in docs/asyncapi.json (defaults, prefix sferum)."""
+    """The AsyncAPI document as committed in docs/asyncapi.json (defaults, prefix sferum),
+    with the command message's headers declared (FastStream does not generate them)."""
     schema = json.loads(asyncapi(settings).to_specification().to_json())
+    schema["components"]["messages"]["commands:SubscribeMessage"]["headers"] = COMMAND_HEADERS
     return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 

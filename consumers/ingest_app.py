@@ -44,8 +44,10 @@ from eventsourcing.application import (
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from sferum_audit.application.authentication import Authenticator
 from sferum_audit.application.commands import PERSON_ID_FIELDS, Command
 from sferum_audit.application.handlers import class_chat_id, parents_chat_id
+from sferum_audit.application.local_sources import authenticator_for
 from sferum_audit.application.receipts import CommandReceipt
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
@@ -59,6 +61,7 @@ from sferum_audit.domain.erasure import Erasure
 from sferum_audit.domain.invitation import Invitation
 from sferum_audit.domain.profile import Profile
 from sferum_audit.domain.school import School
+from sferum_audit.domain.source import Source
 
 _school_id = lru_cache(maxsize=1 << 14)(School.create_id)
 _profile_id = lru_cache(maxsize=1 << 17)(Profile.create_id)
@@ -67,6 +70,7 @@ _invitation_id = lru_cache(maxsize=1 << 16)(Invitation.create_id)
 _incident_id = lru_cache(maxsize=1 << 12)(AccessIncident.create_id)
 _account_id = lru_cache(maxsize=1 << 16)(ElzhurAccount.create_id)
 _erasure_id = lru_cache(maxsize=1 << 12)(Erasure.create_id)
+_source_id = lru_cache(maxsize=1 << 12)(Source.create_id)
 
 
 def likely_reads(command: Command) -> list[UUID]:
@@ -77,6 +81,9 @@ def likely_reads(command: Command) -> list[UUID]:
         _school_id(school),
         _profile_id(command.actor.id),
     ]
+    credentials = command.credentials
+    if credentials is not None and credentials.signature is not None:
+        ids.append(_source_id(credentials.signature.source_id))
     fields = command.__dict__
     for name in PERSON_ID_FIELDS:
         value = fields.get(name)
@@ -197,8 +204,13 @@ class IngestAuditLog(AuditLog):
     # which a subclass would otherwise change to its own class name.
     name = APPLICATION_NAME
 
-    def __init__(self, env: dict[str, str], subject_keys: SubjectKeys) -> None:
-        super().__init__(env=env, subject_keys=subject_keys)
+    def __init__(
+        self,
+        env: dict[str, str],
+        subject_keys: SubjectKeys,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        super().__init__(env=env, subject_keys=subject_keys, authenticator=authenticator)
         self.prefetch_enabled = (
             isinstance(self.recorder, PostgresApplicationRecorder)
             and self.repository.cache is not None
@@ -315,7 +327,9 @@ def build_ingest_audit_log(settings: Settings | None = None) -> IngestAuditLog:
     """The audit log for the ingest, on the configured store."""
     settings = settings or Settings()
     app = IngestAuditLog(
-        env=persistence_environment(settings), subject_keys=SubjectKeys.from_settings(settings)
+        env=persistence_environment(settings),
+        subject_keys=SubjectKeys.from_settings(settings),
+        authenticator=authenticator_for(settings),
     )
     app.conflict_retries = settings.conflict_retries
     app.settings = settings

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
 
-from sferum_audit.application.commands import (
-    Command,
-    CommandLimits,
-    CommandRejected,
-    parse_command,
-)
+from sferum_audit.application.authentication import signature_from_headers, vouched_command
+from sferum_audit.application.commands import Command, CommandLimits, CommandRejected
 from sferum_audit.application.service import CommandResult
 from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.subjects import Subjects
@@ -88,7 +84,11 @@ def read_delivery(
         msg, index, stream, sequence, deliveries, stored_at, key, school_id, command_type
     )
     try:
-        command = parse_command(msg.data, limits)
+        # The signature is checked when the command is decided (application layer); a
+        # refusal there flows into the kept rejections like any other.
+        received_at = stored_at or datetime.now(UTC)
+        signature = signature_from_headers(msg.headers)
+        command = vouched_command(msg.data, signature, received_at, limits)
     except CommandRejected as error:
         delivery.rejection = error
         return delivery

@@ -1,4 +1,4 @@
-"""Publishing commands to the ingest: the helper publishers use.
+"""Publishing commands to the ingest: the helper publishers use (a school's example publisher).
 
 It sends each command to ``<prefix>.commands.<school_id>.<command-type>`` with
 ``Nats-Msg-Id`` = ``<command_id>:<the first 32 hex digits of the SHA-256 of the exact
@@ -6,6 +6,12 @@ payload bytes>`` (``message_id``). JetStream drops a repeat of the same bytes wi
 duplicate window, which the store would answer as a duplicate anyway; a resent command id
 with different content has another message id, so it always reaches the store and is
 refused there as ``command-id-reused`` (and kept), whenever it comes.
+
+Each command carries the school's source signature over the exact payload
+(``Sferum-Source``, ``Sferum-Timestamp``, ``Sferum-Signature``; see
+``application.authentication``): a school's publisher holds its source's private key
+(``SourceSigner``), the embedded demo signs as this installation
+(``application.local_sources.LocalSigner``). Unsigned commands are refused by the service.
 
 ``request`` also asks for an answer: the reply subject travels in the ``reply_to`` header
 (the message's own reply subject gets the stream's PubAck), and the answer is the
@@ -18,13 +24,17 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from pydantic import BaseModel
 
+from sferum_audit.application.authentication import Signature, sign
 from sferum_audit.consumers import subjects as hdr
 from sferum_audit.consumers.subjects import Subjects
 
@@ -45,8 +55,26 @@ def command_dict(command: Mapping[str, Any] | BaseModel | str | bytes) -> dict[s
     return dict(command)
 
 
+class CommandSigner(Protocol):
+    """Who signs the commands a publisher sends."""
+
+    def signature(self, body: bytes, school_id: str, command_type: str) -> Signature: ...
+
+
+@dataclass(frozen=True)
+class SourceSigner:
+    """A school's source: its registered id and the private half of its key."""
+
+    source_id: str
+    key: Ed25519PrivateKey
+
+    def signature(self, body: bytes, school_id: str, command_type: str) -> Signature:
+        return sign(self.source_id, self.key, body, datetime.now(UTC))
+
+
 class CommandPublisher:
-    """Publishes commands (dicts, pydantic commands or JSON text) with their id as msg id."""
+    """Publishes commands (dicts, pydantic commands or JSON text) with their id as msg id,
+    signed by ``signer`` (unsigned without one: the service refuses those)."""
 
     def __init__(
         self,
@@ -55,11 +83,13 @@ class CommandPublisher:
         prefix: str = "sferum",
         stream: str | None = None,
         nc: Client | None = None,
+        signer: CommandSigner | None = None,
     ) -> None:
         self.js = js
         self.nc = nc
         self.subjects = Subjects(prefix)
         self.stream = stream
+        self.signer = signer
 
     def message(
         self, command: Mapping[str, Any] | BaseModel | str | bytes
@@ -75,6 +105,9 @@ class CommandPublisher:
         headers = {hdr.MSG_ID: message_id(str(data["command_id"]), payload)}
         if data.get("correlation_id"):
             headers[hdr.CORRELATION_ID] = str(data["correlation_id"])
+        if self.signer is not None:
+            signature = self.signer.signature(payload, str(data["school_id"]), str(data["type"]))
+            headers.update(signature.as_headers())
         return subject, payload, headers
 
     async def publish(
@@ -100,9 +133,11 @@ class CommandPublisher:
         *,
         msg_id: str | None = None,
         reply_to: str | None = None,
+        signature: Signature | None = None,
     ) -> PubAck:
-        """Publishes bytes as they are (for tests and tools that forward foreign input)."""
-        headers: dict[str, str] = {}
+        """Publishes bytes as they are (for tests and tools that forward foreign input),
+        with the signature given, if any."""
+        headers: dict[str, str] = signature.as_headers() if signature else {}
         if msg_id:
             headers[hdr.MSG_ID] = msg_id
         if reply_to:

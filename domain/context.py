@@ -56,6 +56,10 @@ class CommandContext:
     timezone-aware); the time the event was recorded is the event's own ``timestamp``.
     ``command_id`` makes commands idempotent; ``correlation_id`` ties together everything
     one request caused; ``causation_id`` names the message that caused this command.
+    ``source_id`` names the registered source whose signature vouched for the command
+    (``operator:<key id>`` for the deployment operator); it is ``None`` for trusted
+    in-process callers and for events stored before sources existed, whose stored context
+    has no such key (it reads back as ``None``: no upcasting is needed).
     """
 
     actor_id: str
@@ -64,6 +68,7 @@ class CommandContext:
     command_id: str
     correlation_id: str
     causation_id: str | None = None
+    source_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.actor_id:
@@ -84,8 +89,9 @@ class CommandContext:
             )
 
     def as_dict(self) -> dict[str, Any]:
-        """The context as plain values, for storage and for read models."""
-        return {
+        """The context as plain values, for storage and for read models; without a source,
+        exactly the keys (and so the stored bytes) of the contexts stored before sources."""
+        data = {
             "actor_id": self.actor_id,
             "actor_role": self.actor_role,
             "occurred_at": self.occurred_at,
@@ -93,3 +99,6 @@ class CommandContext:
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
         }
+        if self.source_id is not None:
+            data["source_id"] = self.source_id
+        return data

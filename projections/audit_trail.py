@@ -1,7 +1,8 @@
 """The audit trail: one row per moderation action (content removed or blocked, member
 blocked or unblocked, liability warned), with who, under which authority (2.3/2.4/2.5), on
 which ground (4.2.x, law, third-party rights), where, to whom, why, when it happened and
-when it was recorded, the command, and the event's position in the global log.
+when it was recorded, the command, the source whose signature vouched for it (``source_id``),
+and the event's position in the global log.
 
 Moderation events name their chat only by its id, so the view keeps the readable keys of
 every chat (``audit_chats``) and a bounded in-memory map of them: a chat's keys never
@@ -145,6 +146,8 @@ class AuditTrailView(View):
                 ctx.command_id,
                 ctx.correlation_id,
                 f"{e.originator_id}:{e.originator_version}",
+                # the signed source; events stored before sources have none in their context
+                getattr(ctx, "source_id", None),
             )
         )
 

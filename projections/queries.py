@@ -32,7 +32,7 @@ from sferum_audit.projections.view import iso
 AUDIT_COLUMNS: Final = (
     "position", "occurred_at", "recorded_at", "school_id", "class_id", "chat_id", "action",
     "moderator_id", "moderator_role", "authority", "ground", "target_id", "message_id",
-    "reason", "command_id",
+    "reason", "command_id", "source_id",
 )  # fmt: skip
 INVITATION_STATUSES: Final = (ISSUED, REDEEMED, ANNULLED, EXPIRED)
 INCIDENT_STATES: Final = STATE_ORDER

@@ -255,6 +255,7 @@ SPECS: Final[tuple[TableSpec, ...]] = (
             ("command_id", T),
             ("correlation_id", T),
             ("event_id", T),
+            ("source_id", T),
         ),
         ("position",),
         (
@@ -395,11 +396,25 @@ class TableSet:
             for spec in specs_of(view):
                 table = self.tables[spec.name]
                 if sa.inspect(conn).has_table(table.name):
+                    self._add_missing_columns(conn, spec, table)
                     continue
                 table.create(conn)
                 if with_indexes:
                     for index in self.indexes(spec):
                         index.create(conn)
+
+    @staticmethod
+    def _add_missing_columns(conn: sa.Connection, spec: TableSpec, table: sa.Table) -> None:
+        """Adds columns a newer version appended to a view (empty, as a rebuild would leave
+        them for the events that had no such value: ``audit_trail.source_id`` of events
+        recorded before sources), so existing views keep working without a replay."""
+        present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+        for name, kind in spec.columns:
+            if name not in present:
+                column_type = "BIGINT" if kind == I else "TEXT"
+                conn.exec_driver_sql(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{name}" {column_type}'
+                )
 
     def create_indexes(self, conn: sa.Connection, views: list[str]) -> None:
         for view in views:

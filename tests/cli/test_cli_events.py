@@ -53,7 +53,7 @@ def test_receipts_are_shown_on_request(cli: Cli, loaded_school: str) -> None:
     with_receipts = rows(cli, "--include-receipts")
 
     receipts = [row for row in with_receipts if row["type"] == "CommandReceipt.Recorded"]
-    assert len(receipts) == 251  # one per sample command
+    assert len(receipts) == 252  # one per sample command, one for the CLI source's registration
     assert len(with_receipts) == len(without) + len(receipts)
 
 

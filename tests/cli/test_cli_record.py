@@ -112,7 +112,7 @@ def test_bad_lines_are_reported_by_line_number_and_code_and_only_good_lines_are_
 def test_a_rejected_line_leaves_no_event_only_the_receipt_of_its_refusal(
     cli: Cli, audit_log: AuditLog, unique: str, tmp_path: Path
 ) -> None:
-    cli("record", str(write(tmp_path, register(unique))))
+    cli("record", str(write(tmp_path, register(unique), create_class(unique, 4))))
     before = max_position(audit_log)
 
     result = cli("record", str(write(tmp_path, create_class(unique, 5, actor="intruder"))))

@@ -46,6 +46,14 @@ def test_the_asyncapi_document_names_every_subject_and_the_command_schema() -> N
     assert {"RemoveContent", "ReportUnauthorisedAccess", "OutboundEvent"} <= set(schemas)
 
 
+def test_the_asyncapi_document_requires_the_signature_headers_on_commands() -> None:
+    document = json.loads(ASYNCAPI.read_text())
+    headers = document["components"]["messages"]["commands:SubscribeMessage"]["headers"]
+    assert {"Sferum-Source", "Sferum-Timestamp", "Sferum-Signature"} <= set(headers["required"])
+    schemas = document["components"]["schemas"]
+    assert {"RegisterSource", "RotateSource", "RevokeSource"} <= set(schemas)
+
+
 def compose() -> dict[str, Any]:
     yaml = pytest.importorskip("yaml", reason="PyYAML is needed to parse docker-compose.yml")
     data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())

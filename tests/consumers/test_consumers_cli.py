@@ -12,9 +12,11 @@ import pytest
 import typer
 from consumer_helpers import receipts, wait_for
 from faststream.nats.testing import build_message
+from source_signing import ProvisioningSigner
 from typer.testing import CliRunner
 
 from sferum_audit.application.bootstrap import build_audit_log
+from sferum_audit.application.local_sources import LocalSigner
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli import pipeline as pipeline_cli
 from sferum_audit.consumers import subjects as hdr
@@ -54,9 +56,13 @@ async def test_rejected_lists_the_kept_rejections_with_payload_and_reason(
     app = build_audit_log(sqlite_settings)
     options = PipelineSettings(instance_id="cli", metrics_port=None)
     good = school_commands(f"s-{unique}")[0]
+    payload = json.dumps(good).encode()
+    signer = LocalSigner.from_settings(sqlite_settings)
     raw = [
         await build_message(
-            json.dumps(good).encode(), f"sferum.ingest.0.s-{unique}.register-school"
+            payload,
+            f"sferum.ingest.0.s-{unique}.register-school",
+            headers=signer.signature(payload, good["school_id"], good["type"]).as_headers(),
         ),
         await build_message(b"{broken", f"sferum.ingest.0.s-{unique}.remove-content"),
         await build_message(b"{}", f"sferum.ingest.0.other-{unique}.create-chat"),
@@ -159,7 +165,8 @@ async def test_serve_with_embedded_nats_needs_nothing_installed(
             return True
 
         await wait_for(streams_ready, 30, "the embedded server and its streams")
-        await CommandPublisher(nc.jetstream(), nc=nc).publish_many(commands)
+        signer = ProvisioningSigner(settings)
+        await CommandPublisher(nc.jetstream(), nc=nc, signer=signer).publish_many(commands)
         store = build_audit_log(settings)
         try:
             await wait_for(lambda: len(receipts(store)) == len(commands), 30, "the commands")

@@ -20,6 +20,7 @@ from cli_environment import cli_environment
 from consumer_helpers import fast_options, receipts, wait_for
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from source_signing import ProvisioningSigner
 from typer.testing import CliRunner, Result
 
 from sferum_audit.application.bootstrap import build_audit_log
@@ -164,7 +165,7 @@ async def test_an_erasure_through_the_pipeline_deletes_the_dead_letters_naming_t
         app = pipeline.app
         assert app is not None
         assert pipeline.processor is not None
-        publisher = CommandPublisher(js, nc=client)
+        publisher = CommandPublisher(js, nc=client, signer=ProvisioningSigner(sqlite_settings))
         await publisher.publish_many(commands + poisoned)
         await wait_for(
             lambda: pipeline.processor.totals["dead_lettered"] == 2,  # type: ignore[union-attr]

@@ -26,6 +26,7 @@ from consumer_helpers import (
 )
 from eventsourcing.persistence import OperationalError
 from nats.aio.client import Client
+from source_signing import ProvisioningSigner
 
 from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.rejections import KEPT_PAYLOAD_BYTES
@@ -86,7 +87,8 @@ async def test_malformed_messages_a_poison_and_a_reused_id_cost_no_other_command
 
     monkeypatch.setitem(HANDLERS, "warn-about-liability", explode)
     kinds = malformed_kinds(neighbour[0], client.max_payload)
-    pub = CommandPublisher(client.jetstream(), nc=client)
+    signer = ProvisioningSigner(sqlite_settings)
+    pub = CommandPublisher(client.jetstream(), nc=client, signer=signer)
     async with Pipeline(sqlite_settings, options, views=False) as pipeline:
         app = pipeline.app
         assert app is not None
@@ -159,7 +161,8 @@ async def test_a_flaky_store_never_lets_a_newer_command_of_a_school_overtake_an_
             return original(batch)
 
         monkeypatch.setattr(app, "handle_batch", flaky)
-        await CommandPublisher(client.jetstream(), nc=client).publish_many(sent)
+        signer = ProvisioningSigner(settings)
+        await CommandPublisher(client.jetstream(), nc=client, signer=signer).publish_many(sent)
         await wait_for(lambda: len(receipts(app)) >= len(sent), 90, "every command")
         assert pipeline.processor is not None
         assert pipeline.processor.totals["retried"] > 0

@@ -17,9 +17,11 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from faststream.nats import NatsBroker, TestNatsBroker
 from faststream.nats.testing import PatchedMessage, build_message
+from source_signing import provision_local_source, signed_headers
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.handlers import HANDLERS
+from sferum_audit.application.local_sources import LocalSigner
 from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.consumers.broker import add_partition_subscriber, make_ingest_handler
@@ -64,6 +66,22 @@ def app(sqlite_settings: Settings) -> Iterator[AuditLog]:
     app.close()
 
 
+SIGNERS: list[LocalSigner] = []  # the current test's, set by ``publisher_source``
+
+
+@pytest.fixture(autouse=True)
+def publisher_source(app: AuditLog, sqlite_settings: Settings, unique: str) -> Iterator[None]:
+    """The test school's publisher source, registered ahead; ``send`` and ``messages``
+    sign with it, as a school's publisher does."""
+    SIGNERS[:] = [provision_local_source(app, sqlite_settings, f"s-{unique}")]
+    yield
+    SIGNERS.clear()
+
+
+def signed(payload: bytes, school: str, kind: str) -> dict[str, str]:
+    return signed_headers(SIGNERS[0], payload, school, kind)
+
+
 @pytest.fixture
 async def broker(
     app: AuditLog, options: PipelineSettings
@@ -95,7 +113,7 @@ async def send(
     await broker.publish(
         payload,
         stored_subject(school, kind),
-        headers={"reply_to": INBOX, "Nats-Msg-Id": msg_id},
+        headers={"reply_to": INBOX, "Nats-Msg-Id": msg_id} | signed(payload, school, kind),
     )
 
 
@@ -212,7 +230,9 @@ async def messages(commands: list[dict[str, Any] | bytes]) -> list[PatchedMessag
             out.append(await build_message(command, stored_subject("x", "remove-content")))
         else:
             subject = stored_subject(command["school_id"], command["type"])
-            out.append(await build_message(json.dumps(command).encode(), subject))
+            payload = json.dumps(command).encode()
+            headers = signed(payload, command["school_id"], command["type"])
+            out.append(await build_message(payload, subject, headers=headers))
     return out
 
 
@@ -376,10 +396,13 @@ async def test_a_refused_command_sent_again_is_answered_alike_and_kept_once(
     await send(test_broker, school[0])
     add_to_unknown_chat = dict(school[7], command_id=f"bad-{unique}", chat_id="no-such-chat")
     await send(test_broker, add_to_unknown_chat)
+    payload = json.dumps(add_to_unknown_chat).encode()
+    school_id, kind = add_to_unknown_chat["school_id"], add_to_unknown_chat["type"]
     await test_broker.publish(  # the same command again, under a new Nats-Msg-Id
-        json.dumps(add_to_unknown_chat).encode(),
-        stored_subject(add_to_unknown_chat["school_id"], add_to_unknown_chat["type"]),
-        headers={"reply_to": INBOX, "Nats-Msg-Id": f"again-{unique}"},
+        payload,
+        stored_subject(school_id, kind),
+        headers={"reply_to": INBOX, "Nats-Msg-Id": f"again-{unique}"}
+        | signed(payload, school_id, kind),
     )
     assert answers[-1] == answers[-2]
     assert answers[-1]["error"]["code"] == "unknown-chat"

@@ -28,6 +28,7 @@ from consumer_helpers import (
 )
 from eventsourcing.persistence import OperationalError
 from nats.aio.client import Client
+from source_signing import ProvisioningSigner
 
 from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.settings import Settings
@@ -62,8 +63,11 @@ async def client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
     await nc.close()
 
 
-def publisher(nc: Client) -> CommandPublisher:
-    return CommandPublisher(nc.jetstream(), nc=nc)
+def publisher(nc: Client, settings: Settings | None = None) -> CommandPublisher:
+    """A publisher that signs as the schools' local source (provisioned on first use) on
+    the store of ``settings``; without settings, unsigned."""
+    signer = ProvisioningSigner(settings) if settings is not None else None
+    return CommandPublisher(nc.jetstream(), nc=nc, signer=signer)
 
 
 def settled(pipeline: Pipeline) -> int:
@@ -78,17 +82,17 @@ async def test_commands_are_recorded_once_relayed_in_order_and_answered(
     commands = mix(unique)
     async with Pipeline(settings, options, views=False) as pipeline:
         assert pipeline.app is not None
-        await publisher(client).publish_many(commands)
-        bad = await publisher(client).publish_raw(
+        await publisher(client, settings).publish_many(commands)
+        bad = await publisher(client, settings).publish_raw(
             f"s0-{unique}", "remove-content", b"{oops", msg_id=f"bad-{unique}"
         )
         assert not bad.duplicate
         follow_up = dict(commands[0], command_id=f"again-{unique}", name="another name")
-        answer = await publisher(client).request(follow_up)
+        answer = await publisher(client, settings).request(follow_up)
         assert answer["status"] == "rejected"
         assert answer["error"]["code"] == "school-already-exists"
         late = school_commands(f"late-{unique}")[0]
-        answer = await publisher(client).request(late)
+        answer = await publisher(client, settings).request(late)
         assert answer["status"] == "recorded"
         assert answer["events"][0]["type"] == "School.Registered"
         await wait_for(lambda: settled(pipeline) >= len(commands) + 3, 60, "every command")
@@ -114,7 +118,7 @@ async def test_the_same_command_published_twice_is_recorded_once(
 ) -> None:
     options = fast_options(nats_server.url, f"a-{unique}")
     commands = school_commands(f"s-{unique}", students=2, moderations=3)
-    pub = publisher(client)
+    pub = publisher(client, sqlite_settings)
     async with Pipeline(sqlite_settings, options, views=False) as pipeline:
         assert pipeline.app is not None
         first = await pub.publish_many(commands)
@@ -122,11 +126,9 @@ async def test_the_same_command_published_twice_is_recorded_once(
         assert not any(ack.duplicate for ack in first)
         assert all(ack.duplicate for ack in again)
         # Beyond the window JetStream no longer knows the id: the store's check answers.
-        late = await pub.js.publish(
-            pub.subjects.command(commands[2]["school_id"], commands[2]["type"]),
-            json.dumps(commands[2]).encode(),
-            headers={"Nats-Msg-Id": f"{commands[2]['command_id']}-after-the-window"},
-        )
+        subject, payload, headers = pub.message(commands[2])
+        headers["Nats-Msg-Id"] = f"{commands[2]['command_id']}-after-the-window"
+        late = await pub.js.publish(subject, payload, headers=headers)
         assert not late.duplicate
         await wait_for(lambda: settled(pipeline) >= len(commands) + 1, 30, "the commands")
         assert pipeline.processor is not None
@@ -154,7 +156,7 @@ async def test_two_instances_share_the_partitions_and_keep_each_schools_order(
                     15,
                     "two partitions each",
                 )
-            await publisher(client).publish_many(commands)
+            await publisher(client, sqlite_settings).publish_many(commands)
             await wait_for(
                 lambda: settled(first) + settled(second) >= len(commands), 60, "every command"
             )
@@ -191,7 +193,7 @@ async def test_a_nats_restart_mid_stream_loses_and_repeats_nothing(
     options = fast_options(nats_server.url, f"a-{unique}")
     commands = mix(unique, moderations=12)
     half = len(commands) // 2
-    pub = publisher(client)
+    pub = publisher(client, sqlite_settings)
     async with Pipeline(sqlite_settings, options, views=False) as pipeline:
         assert pipeline.app is not None
         await pub.publish_many(commands[:half])
@@ -241,7 +243,7 @@ async def test_a_store_outage_is_retried_with_backoff_then_dead_lettered_and_ret
             return original(batch)
 
         monkeypatch.setattr(app, "handle_batch", flaky)
-        await publisher(client).publish_many(commands)
+        await publisher(client, postgres_settings).publish_many(commands)
         await wait_for(lambda: len(receipts(app)) == len(commands), 30, "recovery")
         assert pipeline.processor is not None
         # The receipts are readable at the commit; the batch is counted once it is acked.
@@ -255,7 +257,7 @@ async def test_a_store_outage_is_retried_with_backoff_then_dead_lettered_and_ret
 
         outage["left"] = 10_000
         more = school_commands(f"t-{unique}", students=1, moderations=1)
-        await publisher(client).publish_many(more)
+        await publisher(client, postgres_settings).publish_many(more)
         await wait_for(
             lambda: pipeline.processor.totals["dead_lettered"] == len(more),  # type: ignore[union-attr]
             30,
@@ -297,7 +299,7 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_re
     monkeypatch.setitem(HANDLERS, "warn-about-liability", explode)
     async with Pipeline(sqlite_settings, options, views=False) as pipeline:
         assert pipeline.app is not None
-        await publisher(client).publish_many(commands)
+        await publisher(client, sqlite_settings).publish_many(commands)
         await publisher(client).publish_raw(f"s-{unique}", "block-member", b"\x00\x01")
         await wait_for(
             lambda: pipeline.processor.totals["dead_lettered"] == 1,  # type: ignore[union-attr]
@@ -341,7 +343,7 @@ async def test_the_relay_resumes_after_a_stop_without_gap_or_duplicate(
     commands = mix(unique, schools=3)
     async with Pipeline(sqlite_settings, options, views=False) as pipeline:
         assert pipeline.app is not None
-        await publisher(client).publish_many(commands)
+        await publisher(client, sqlite_settings).publish_many(commands)
         await wait_for(lambda: settled(pipeline) >= len(commands), 30, "every command")
         app = pipeline.app
         assert pipeline.relay is not None

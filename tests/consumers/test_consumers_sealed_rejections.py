@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import Mapper
 from faststream.nats.testing import build_message
+from source_signing import provision_local_source, signed_headers
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.commands import (
@@ -353,7 +354,7 @@ def test_a_rejection_kept_in_plain_text_shows_as_plain_and_cannot_be_erased(
 
 
 async def test_an_erasure_arriving_over_the_ingest_erases_the_payloads_naming_the_person(
-    app: AuditLog, unique: str
+    app: AuditLog, settings: Settings, unique: str
 ) -> None:
     school = School(app, unique)
     actor, author, other = school.pupils
@@ -372,8 +373,12 @@ async def test_an_erasure_arriving_over_the_ingest_erases_the_payloads_naming_th
         requested_by=author,
         basis="request No. 2",
     )
+    payload = json.dumps(erasure).encode()
+    signer = provision_local_source(app, settings, school.id)
     message = await build_message(
-        json.dumps(erasure).encode(), f"sferum.ingest.0.{school.id}.erase-personal-data"
+        payload,
+        f"sferum.ingest.0.{school.id}.erase-personal-data",
+        headers=signed_headers(signer, payload, school.id, "erase-personal-data"),
     )
     options = PipelineSettings(instance_id="sealed", metrics_port=None)
     report = await IngestProcessor(app, options, NoTransport()).process([message])

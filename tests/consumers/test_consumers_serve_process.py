@@ -24,6 +24,7 @@ from consumer_helpers import (
     receipts,
     wait_for,
 )
+from source_signing import ProvisioningSigner
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.service import AuditLog
@@ -115,13 +116,17 @@ def store(tmp_path: Path) -> Iterator[AuditLog]:
     app.close()
 
 
-async def publish(url: str, items: list[dict[str, Any]], partitions: int) -> None:
-    """Creates the streams as ``serve`` will (same partitions), then publishes."""
+async def publish(
+    url: str, items: list[dict[str, Any]], partitions: int, settings: Settings
+) -> None:
+    """Creates the streams as ``serve`` will (same partitions), then publishes, signed by
+    the schools' local source on the store of ``settings``."""
     nc = await nats.connect(url)
     try:
         options = PipelineSettings(nats_url=url, partitions=partitions, ack_wait=2)
         await ensure_topology(nc.jetstream(), options)
-        await CommandPublisher(nc.jetstream(), nc=nc).publish_many(items)
+        signer = ProvisioningSigner(settings)
+        await CommandPublisher(nc.jetstream(), nc=nc, signer=signer).publish_many(items)
     finally:
         await nc.close()
 
@@ -170,7 +175,7 @@ async def test_a_consumer_killed_mid_batch_is_restarted_and_records_each_command
     nats_server: EmbeddedNats, tmp_path: Path, store: AuditLog, unique: str
 ) -> None:
     sent = commands(unique)
-    await publish(nats_server.url, sent, partitions=2)
+    await publish(nats_server.url, sent, 2, Settings(data_dir=tmp_path / "data"))
     worker = Worker(tmp_path, nats_server.url, tmp_path / "data", partitions=2)
     try:
         worker.start(hold=1.0)
@@ -194,7 +199,7 @@ async def test_sigterm_lets_the_batch_in_hand_finish_and_be_acked(
     nats_server: EmbeddedNats, tmp_path: Path, store: AuditLog, unique: str
 ) -> None:
     sent = commands(unique)
-    await publish(nats_server.url, sent, partitions=1)
+    await publish(nats_server.url, sent, 1, Settings(data_dir=tmp_path / "data"))
     worker = Worker(tmp_path, nats_server.url, tmp_path / "data", partitions=1)
     try:
         worker.start(hold=1.5)
@@ -217,7 +222,7 @@ async def test_an_instance_restarted_under_its_name_takes_its_leases_back_at_onc
 ) -> None:
     """The leases would live a minute: the restarted instance must not wait for them."""
     sent = commands(unique)
-    await publish(nats_server.url, sent, partitions=2)
+    await publish(nats_server.url, sent, 2, Settings(data_dir=tmp_path / "data"))
     worker = Worker(tmp_path, nats_server.url, tmp_path / "data", partitions=2)
     same_name = {"SFERUM_AUDIT_INSTANCE_ID": f"audit-{unique}", "SFERUM_AUDIT_LEASE_TTL": "60"}
     try:
