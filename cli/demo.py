@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from sferum_audit.application.handlers import all_chat_ids
-from sferum_audit.application.local_sources import LocalSigner
+from sferum_audit.application.local_sources import LocalSigner, local_source_id
 from sferum_audit.application.logging_setup import configure_logging
 from sferum_audit.application.sample_school import sample_school
 from sferum_audit.application.service import AuditLog
@@ -81,12 +81,17 @@ def demo(
     console.print(Text(f"Store: {describe_store(settings)}"))
     app = audit_log(ctx)
     head_before = app.recorder.max_notification_id() or 0
+    unregistered = app.source(local_source_id(school_id)) is None
     if direct:
         tally = load_directly(app, settings, commands)
     else:  # the log grew by the events plus one receipt per recorded command
-        tally, bootstrap_positions = load_through_nats(settings, school_id, seed)
+        tally, _ = load_through_nats(settings, school_id, seed)
         head_after = app.recorder.max_notification_id() or 0
-        tally.events = head_after - head_before - tally.counts["recorded"] - bootstrap_positions
+        tally.events = head_after - head_before - tally.counts["recorded"]
+    # registering the local CLI source took two positions: its event and its receipt
+    bootstrap = 2 if unregistered and app.source(local_source_id(school_id)) else 0
+    tally.events -= 0 if direct else bootstrap
+    registration = f" + {bootstrap} for registering the local CLI source" if bootstrap else ""
     if tally.counts["recorded"] == 0 and tally.counts["duplicate"]:
         console.print(
             f"already loaded: {tally.counts['duplicate']} duplicates, nothing new recorded"
@@ -98,8 +103,8 @@ def demo(
             Text(
                 f"(a command records one or more events; each recorded command also leaves "
                 f"a receipt, which makes a repeated command id a duplicate: "
-                f"{tally.events} events + {tally.counts['recorded']} receipts = "
-                f"{tally.events + tally.counts['recorded']} new positions; the log now "
+                f"{tally.events} events + {tally.counts['recorded']} receipts{registration} = "
+                f"{tally.events + tally.counts['recorded'] + bootstrap} new positions; the log now "
                 f"ends at position {head})"
             )
         )

@@ -93,9 +93,10 @@ def test_the_demo_explains_commands_events_receipts_and_positions(
     found = re.search(r"recorded 251 \((\d+) events\)", text)
     assert found is not None, text
     events = int(found.group(1))
-    assert f"{events} events + 251 receipts = {events + 251} new positions" in text
+    registration = "2 for registering the local CLI source"  # its event and its receipt
+    assert f"{events} events + 251 receipts + {registration} = {events + 253} new" in text
     assert f"the log now ends at position {head}" in text
-    assert events + 251 == head
+    assert events + 251 + 2 == head
 
 
 def test_demo_shows_where_the_store_is_without_a_password(sqlite_cli: Cli) -> None:

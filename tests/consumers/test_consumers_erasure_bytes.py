@@ -20,6 +20,7 @@ import pytest
 from cli_environment import cli_environment
 from consumer_helpers import fast_options, wait_for
 from nats.aio.client import Client
+from source_signing import ProvisioningSigner
 from typer.testing import CliRunner, Result
 
 from sferum_audit.application.sample_school import sample_school
@@ -161,7 +162,7 @@ async def test_after_an_erasure_over_nats_her_name_is_in_no_file_view_or_listing
         headers={hdr.DLQ_MSG_ID: f"{who['school']}-dead"},
         stream=options.dead_letter_stream,
     )
-    publisher = CommandPublisher(js, nc=client)
+    publisher = CommandPublisher(js, nc=client, signer=ProvisioningSigner(settings))
 
     async with Pipeline(settings, options, views=True) as pipeline:
         answers = [await publisher.request(c) for c in commands]

@@ -195,14 +195,14 @@ async def test_serve_with_two_workers_records_each_command_once_through_a_crash_
             stderr=out,
         )
     try:
-        await publish(nats_server.url, sent[:half], partitions=4)
+        await publish(nats_server.url, sent[:half], 4, Settings(data_dir=data_dir))
         await wait_for(lambda: len(receipts(store)) >= half, 120, "the first half")
         pids = worker_pids(log)
         assert sorted(pids) == [0, 1]
         os.kill(pids[1][-1], signal.SIGKILL)
         await wait_for(lambda: len(worker_pids(log).get(1, [])) == 2, 60, "a restarted worker")
 
-        await publish(nats_server.url, sent[half:], partitions=4)
+        await publish(nats_server.url, sent[half:], 4, Settings(data_dir=data_dir))
         await wait_for(lambda: len(receipts(store)) >= len(sent), 120, "every command")
 
         serve.send_signal(signal.SIGTERM)
