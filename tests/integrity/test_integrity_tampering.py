@@ -119,13 +119,12 @@ def test_a_truncated_log_is_caught(sealed: SealedLog, cut: int) -> None:
     assert f"the store ends at position {last - cut}" in report.findings[0].message
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # only SQLite has this case
 def test_an_event_deleted_before_sealing_on_sqlite_stops_the_sealer_and_fails_verify(
     sealed: SealedLog,
 ) -> None:
     """SQLite never skips a position, so a position without an event is a deletion: the
     sealer raises the same alarm as for a truncated tail and signs nothing."""
-    if sealed.settings.database_url:
-        pytest.skip("PostgreSQL skips the positions of rolled-back inserts")
     first = head(sealed.app)
     record_school(sealed.app, f"{sealed.school}-b", 20)
     hole = first + 3
@@ -144,12 +143,11 @@ def test_an_event_deleted_before_sealing_on_sqlite_stops_the_sealer_and_fails_ve
     assert f"position {hole} has no event" in refused.stderr
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # only SQLite has this case
 def test_a_hole_sealed_on_sqlite_by_an_earlier_version_fails_verify(
     sealed: SealedLog,
 ) -> None:
     """Evidence from before this check sealed the deletion as a hole: verify says so."""
-    if sealed.settings.database_url:
-        pytest.skip("PostgreSQL skips the positions of rolled-back inserts")
     first = head(sealed.app)
     record_school(sealed.app, f"{sealed.school}-b", 20)
     hole = first + 3
@@ -162,6 +160,7 @@ def test_a_hole_sealed_on_sqlite_by_an_earlier_version_fails_verify(
     assert "never skips a position" in report.summary()
 
 
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)  # only PostgreSQL has this case
 def test_an_event_deleted_before_sealing_on_postgresql_is_told_from_a_burned_number(
     sealed: SealedLog,
 ) -> None:
@@ -169,8 +168,6 @@ def test_an_event_deleted_before_sealing_on_postgresql_is_told_from_a_burned_num
     now lacks a version: the sealer refuses to seal past it and verify names the deletion.
     (A rolled-back insert keeps every aggregate whole and is sealed as a hole: see the
     sealer's tests.)"""
-    if not sealed.settings.database_url:
-        pytest.skip("SQLite refuses to seal the hole at all (tests above)")
     first = head(sealed.app)
     record_school(sealed.app, f"{sealed.school}-b", 20)
     reader = open_reader(sealed.app.recorder)
@@ -192,10 +189,9 @@ def test_an_event_deleted_before_sealing_on_postgresql_is_told_from_a_burned_num
     assert "an event was deleted" in report.summary()
 
 
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)  # only PostgreSQL has this case
 def test_an_event_put_into_a_sealed_hole_is_caught(sealed: SealedLog) -> None:
     """A position that held no event when sealed (a hole) must stay empty."""
-    if not sealed.settings.database_url:
-        pytest.skip("SQLite never leaves a hole to seal: see the tests above")
     first = head(sealed.app)
     record_school(sealed.app, f"{sealed.school}-b", 20)
     hole = first + 3
