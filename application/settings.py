@@ -13,7 +13,6 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sferum_audit.domain.errors import InvalidValue
-from sferum_audit.domain.source import check_public_key
 
 
 class Settings(BaseSettings):
@@ -93,6 +92,10 @@ class Settings(BaseSettings):
     @classmethod
     def _each_a_public_key(cls, value: str | None) -> str | None:
         """A misconfigured operator key stops the service at start, not at a command."""
+        # imported here: the source aggregate (and eventsourcing) is not needed by the
+        # commands that only read the views, whose start it would slow
+        from sferum_audit.domain.source import check_public_key
+
         for key in (value or "").split(","):
             if key.strip():
                 try:

@@ -86,17 +86,29 @@ class LazyGroup(GuardedGroup):
         if cmd_name not in self.commands:
             entry = COMMANDS.get(cmd_name)
             if entry is not None:
-                self.load(entry[0])
+                self.load(entry[0], only=cmd_name)
             else:  # a command a module holds but COMMANDS does not name yet
                 for module in {m for m, _ in COMMANDS.values()}:
                     self.load(module)
         return self.commands.get(cmd_name)
 
-    def load(self, module_name: str) -> None:
-        """Registers every command of ``sferum_audit.cli.<module_name>`` on this group."""
+    def load(self, module_name: str, only: str | None = None) -> None:
+        """Registers every command of ``sferum_audit.cli.<module_name>`` on this group, or
+        just the command ``only`` when it is a plain command: typer takes some tens of
+        milliseconds to build the eleven commands of ``views`` that one run does not use."""
         module = importlib.import_module(f"sferum_audit.cli.{module_name}")
         holder = typer.Typer(rich_markup_mode=None)
         module.register(holder)
+        for info in holder.registered_commands if only is not None else ():
+            callback = info.callback
+            name = info.name or (typer.main.get_command_name(callback.__name__) if callback else "")
+            if name == only:
+                self.commands[name] = typer.main.get_command_from_info(
+                    info,
+                    pretty_exceptions_short=holder.pretty_exceptions_short,
+                    rich_markup_mode=holder.rich_markup_mode,
+                )
+                return
         group = typer.main.get_group(holder)
         for name, command in group.commands.items():
             self.commands.setdefault(name, command)

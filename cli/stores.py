@@ -11,25 +11,37 @@ The event store and the key store are opened read-only (SQLite ``mode=ro``, Post
 them up to date first, in place when this process may write them, and otherwise (an
 auditor's write-protected copy) in a temporary copy that is thrown away afterwards, so
 the answer is always current and the copy is left exactly as it was.
+
+Catching up needs the application, the domain's event classes and the view runner (about
+half a second of imports). A listing whose views are already at the log's head (the
+usual case: the service follows the log) needs none of them: one query for the head of
+the SQLite log and one for the views' positions decide it (``views_are_current``), and
+only views behind the log load the catch-up machinery.
 """
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from sferum_audit.application import store
-from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
-from sferum_audit.projections.database import ViewsDatabase
-from sferum_audit.projections.runner import ViewRunner
+from sferum_audit.projections.database import ViewsDatabase, quote
 from sferum_audit.projections.settings import ViewsSettings, views_location
+from sferum_audit.projections.tables import SPECS
+
+if TYPE_CHECKING:
+    from sferum_audit.application.service import AuditLog
+
+# the table eventsourcing's SQLite recorder keeps the log in (its default name)
+SQLITE_EVENTS_TABLE = "stored_events"
 
 
 class NoStore(ValueError):
@@ -53,6 +65,10 @@ def require_store(settings: Settings) -> None:
 
 def reading_log(settings: Settings) -> AuditLog:
     """The audit log opened for reading only; the store must exist."""
+    from sferum_audit.application.bootstrap import (
+        build_audit_log,
+    )  # half a second of imports only commands reading the log need
+
     require_store(settings)
     return build_audit_log(settings, read_only=True)
 
@@ -75,26 +91,72 @@ def sqlite_views_path(settings: Settings, options: ViewsSettings) -> Path | None
 def current_views(settings: Settings) -> Iterator[ViewsDatabase]:
     """The views brought up to date with the log (see the module docstring)."""
     options = ViewsSettings()
-    app = reading_log(settings)
+    require_store(settings)
+    path = sqlite_views_path(settings, options)
     scratch: str | None = None
     try:
-        path = sqlite_views_path(settings, options)
         if path is not None and not writable(path):
             scratch = tempfile.mkdtemp(prefix="sferum-audit-views-")
             db = ViewsDatabase.sqlite_file(copy_views(path, Path(scratch)))
         else:
             db = ViewsDatabase.from_settings(settings, options)
         try:
-            runner = ViewRunner(app, db, page_size=options.views_page_size)
-            runner.ensure_tables()
-            runner.catch_up()
+            if not views_are_current(settings, db):
+                catch_up(settings, db, options)
             yield db
         finally:
             db.dispose()
     finally:
-        app.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def catch_up(settings: Settings, db: ViewsDatabase, options: ViewsSettings) -> None:
+    """Creates missing view tables (and columns) and applies the log beyond the views."""
+    from sferum_audit.projections.runner import ViewRunner  # see the module docstring
+
+    app = reading_log(settings)
+    try:
+        runner = ViewRunner(app, db, page_size=options.views_page_size)
+        runner.ensure_tables()
+        runner.catch_up()
+    finally:
+        app.close()
+
+
+def views_are_current(settings: Settings, db: ViewsDatabase) -> bool:
+    """Whether every view is at the head of the SQLite log already, with every table and
+    column this version reads; ``False`` whenever that cannot be told in a few cheap
+    queries (a PostgreSQL store, views or tables missing): the caller then catches up."""
+    if settings.database_url or not db.is_sqlite:
+        return False
+    try:
+        head = sqlite_log_head(settings.event_store_path)
+        with db.reading() as conn:
+            tracking = quote(db.live.tracking.name)
+            sql = f'SELECT "view", "position" FROM {tracking}'  # noqa: S608  # our own table name
+            positions = {str(view): int(pos) for view, pos in conn.exec_driver_sql(sql)}
+            views = {spec.view for spec in SPECS}
+            if any(positions.get(view, -1) < head for view in views):
+                return False
+            for spec in SPECS:
+                name = db.live.name(spec.name)
+                present = {
+                    str(row[1]) for row in conn.exec_driver_sql(f"PRAGMA table_info({quote(name)})")
+                }
+                if not {column for column, _ in spec.columns} <= present:
+                    return False
+    except (sa.exc.SQLAlchemyError, sqlite3.Error):
+        return False
+    return True
+
+
+def sqlite_log_head(path: Path) -> int:
+    """The last position in the SQLite event store at ``path``, read without writing."""
+    uri = store.sqlite_read_only_uri(path)
+    with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+        row = conn.execute(f"SELECT MAX(rowid) FROM {SQLITE_EVENTS_TABLE}").fetchone()  # noqa: S608  # the library's table name
+    return int(row[0] or 0) if row else 0
 
 
 @contextmanager

@@ -16,24 +16,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
-from sferum_audit.application.bootstrap import build_audit_log
-from sferum_audit.application.service import AuditLog
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.output import ColumnsOption, Listing, OutputFormat, WideOption, emit
 from sferum_audit.cli.stores import current_views, reading_log, stored_views
@@ -43,18 +29,15 @@ from sferum_audit.projections import queries
 from sferum_audit.projections.audit_trail import ACTIONS
 from sferum_audit.projections.database import ViewsDatabase
 from sferum_audit.projections.registry import ALL_NAMES, STATISTICS, resolve_names
-from sferum_audit.projections.replay import (
-    as_of_path,
-    build_as_of,
-    check,
-    first_recorded,
-    position_at,
-    position_occurred_by,
-    rebuild,
-)
-from sferum_audit.projections.runner import ViewRunner
 from sferum_audit.projections.settings import ViewsSettings
 from sferum_audit.projections.statistics import STAT_COLUMNS, school_totals, statistics
+
+if TYPE_CHECKING:
+    from sferum_audit.application.service import AuditLog
+
+# Listings import only what reading the views needs: the application, the view runner,
+# the replay and rich's progress bars are imported by the commands that use them (see
+# cli.stores; `scripts/bench_cli_start.py` measures the start).
 
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="table, json, jsonl or csv.")
@@ -203,6 +186,8 @@ def opened_views(ctx: typer.Context, views_at: str | None = None) -> Iterator[Vi
     """The live views caught up with the log, or the snapshot ``views_at`` names."""
     settings = settings_of(ctx)
     if views_at is not None:
+        from sferum_audit.projections.replay import as_of_path  # see above
+
         path = (
             as_of_path(settings.data_dir, int(views_at)) if views_at.isdigit() else Path(views_at)
         )
@@ -233,17 +218,30 @@ def read_views(
             raise checked(error) from None
 
 
-class RateColumn(ProgressColumn):
-    """Events per second."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("…" if speed is None else f"{speed:,.0f} ev/s", style="progress.data.speed")
-
-
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields a callback taking the position reached."""
+    from rich.console import Console  # only replays draw progress
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Events per second."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            shown = "…" if speed is None else f"{speed:,.0f} ev/s"
+            return Text(shown, style="progress.data.speed")
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -525,6 +523,8 @@ def replay_command(
 
     --upto, --as-of and --as-recorded-at leave the live views alone and build a snapshot
     into <data_dir>/views-asof-POSITION.sqlite, which the listings read with --views-at."""
+    from sferum_audit.projections.replay import as_of_path, build_as_of, rebuild
+
     settings = settings_of(ctx)
     options = ViewsSettings()
     try:
@@ -586,6 +586,8 @@ def check_views(
     app: AuditLog, db: ViewsDatabase, names: list[str], head: int, page: int, fmt: OutputFormat
 ) -> None:
     """``replay --check``: compares ``db`` with a rebuild; exit 1 naming each difference."""
+    from sferum_audit.projections.replay import check
+
     with progress_bar("checking", head) as advance:
         outcome = check(app, db, names, progress=advance, page_size=page)
     _emit_digests(outcome.digests, None, outcome.position, fmt)
@@ -599,6 +601,8 @@ def check_views(
 def cut_by_occurrence(app: AuditLog, when: datetime | None) -> int:
     """The position for ``--as-of``; says on stderr what the cut holds, and fails with the
     reason when nothing had happened by then."""
+    from sferum_audit.projections.replay import position_occurred_by
+
     assert when is not None
     cut = position_occurred_by(app, when)
     shown = f"{local(when)} {zone_name()}"
@@ -625,6 +629,8 @@ def cut_by_occurrence(app: AuditLog, when: datetime | None) -> int:
 def cut_by_recording(app: AuditLog, when: datetime | None) -> int:
     """The position for ``--as-recorded-at``; fails with the reason when nothing had been
     recorded by then."""
+    from sferum_audit.projections.replay import first_recorded, position_at
+
     assert when is not None
     position = position_at(app, when)
     if position == 0:
@@ -652,6 +658,8 @@ def _emit_digests(
 
 def status_command(ctx: typer.Context, fmt: FormatOption = OutputFormat.table) -> None:
     """Each view's position, the log's head, and how far behind the view is."""
+    from sferum_audit.projections.runner import ViewRunner
+
     settings = settings_of(ctx)
     app = reading_log(settings)
     ctx.call_on_close(app.close)
@@ -664,6 +672,9 @@ def status_command(ctx: typer.Context, fmt: FormatOption = OutputFormat.table) -
 
 def follow_command(ctx: typer.Context) -> None:
     """Keeps the views current until interrupted (the service does this by itself)."""
+    from sferum_audit.application.bootstrap import build_audit_log
+    from sferum_audit.projections.runner import ViewRunner
+
     settings = settings_of(ctx)
     options = ViewsSettings()
     db = ViewsDatabase.from_settings(settings, options)
