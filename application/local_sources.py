@@ -89,6 +89,14 @@ def local_source_id(school_id: str) -> str:
     return f"{LOCAL_SOURCE_PREFIX}{school_id}"
 
 
+def source_key_and_time(path: Path) -> tuple[Ed25519PrivateKey, datetime]:
+    """A source's signing key at ``path`` (made on first use) and when it was made, to the
+    second: a source's registration is dated then, the same every time, so registering
+    again is a duplicate and not a reused command id."""
+    key = load_or_create_signing_key(path)
+    return key, datetime.fromtimestamp(int(path.stat().st_mtime), UTC)
+
+
 @dataclass
 class LocalSigner:
     """Signs commands as this installation: ``register-school`` with the operator key,
@@ -103,8 +111,7 @@ class LocalSigner:
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalSigner:
         path = local_source_key_path(settings)
-        local = load_or_create_signing_key(path)
-        made_at = datetime.fromtimestamp(int(path.stat().st_mtime), UTC)
+        local, made_at = source_key_and_time(path)
         return cls(operator_key(settings), local, made_at)
 
     @property

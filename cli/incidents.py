@@ -47,6 +47,18 @@ def _staff_role(role: str) -> str:
     return role
 
 
+def _staff_envelope(
+    school: str,
+    by: str,
+    as_role: str,
+    command_id: str | None,
+    at: str | None,
+    correlation: str | None,
+) -> Envelope:
+    """The envelope of an act by security staff: the role is checked before anything is sent."""
+    return Envelope(school, (by, _staff_role(as_role)), command_id, at, correlation)
+
+
 def _one_of(value: str, valid: frozenset[str], flag: str) -> str:
     if value not in valid:
         raise typer.BadParameter(
@@ -67,7 +79,7 @@ def acknowledge(
     correlation_id: Correlation = None,
 ) -> None:
     """Security staff take the report on: the time to acknowledge stops here."""
-    envelope = Envelope(school, (by, _staff_role(as_role)), command_id, at, correlation_id)
+    envelope = _staff_envelope(school, by, as_role, command_id, at, correlation_id)
     submit(ctx, "acknowledge-incident", envelope, {"incident_id": incident})
 
 
@@ -87,7 +99,7 @@ def contain(
     correlation_id: Correlation = None,
 ) -> None:
     """Records a containment step taken on the affected account (repeatable)."""
-    envelope = Envelope(school, (by, _staff_role(as_role)), command_id, at, correlation_id)
+    envelope = _staff_envelope(school, by, as_role, command_id, at, correlation_id)
     fields = {"incident_id": incident, "step": _one_of(step, CONTAINMENT_STEPS, "--step")}
     submit(ctx, "take-containment-step", envelope, fields | {"note": note})
 
@@ -135,7 +147,7 @@ def _close(command_type: str) -> Callable[..., None]:
         at: At = None,
         correlation_id: Correlation = None,
     ) -> None:
-        envelope = Envelope(school, (by, _staff_role(as_role)), command_id, at, correlation_id)
+        envelope = _staff_envelope(school, by, as_role, command_id, at, correlation_id)
         submit(ctx, command_type, envelope, {"incident_id": incident, "findings": findings})
 
     return close

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -43,7 +45,6 @@ def create_account(
 ) -> None:
     """Creates a console account for a staff member (password from the prompt, or from
     SFERUM_AUDIT_WEB_NEW_PASSWORD for scripts)."""
-    settings = settings_of(ctx)
     with opened_views(ctx) as db:
         creator = standing_of(db, school, by)
         standing = standing_of(db, school, person)
@@ -55,15 +56,10 @@ def create_account(
             "administrators get console accounts"
         )
     password = os.environ.get(PASSWORD_VARIABLE) or getpass.getpass("Пароль / password: ")
-    accounts = Accounts(settings)
-    try:
+    with _account_store(ctx) as accounts:
         accounts.create(
             login=login, school_id=school, person_id=person, password=password, created_by=by
         )
-    except DomainError as error:
-        raise _fail(f"{error.code}: {error.message}") from None
-    finally:
-        accounts.close()
     typer.echo(f"created console account {login} for {person} at {school}")
 
 
@@ -75,13 +71,8 @@ def disable_account(
     reason: Annotated[str, typer.Option(help="Why.")],
 ) -> None:
     """Disables an account and ends its sessions."""
-    accounts = Accounts(settings_of(ctx))
-    try:
+    with _account_store(ctx) as accounts:
         accounts.disable(login, by=by, reason=reason)
-    except DomainError as error:
-        raise _fail(f"{error.code}: {error.message}") from None
-    finally:
-        accounts.close()
     typer.echo(f"disabled console account {login}")
 
 
@@ -115,15 +106,10 @@ def issue_token(
     with opened_views(ctx) as db:
         if not standing_of(db, school, by).is_administrator:
             raise _fail(f"{by} is not an administrator of {school} (2.3)")
-    accounts = Accounts(settings_of(ctx))
-    try:
+    with _account_store(ctx) as accounts:
         token, secret = ApiTokens(accounts).issue(
             school_id=school, role=role, label=label, issued_by=by
         )
-    except DomainError as error:
-        raise _fail(f"{error.code}: {error.message}") from None
-    finally:
-        accounts.close()
     typer.echo(f"token {token.token_id} ({role} at {school}):", err=True)
     typer.echo(secret)
 
@@ -136,13 +122,8 @@ def revoke_token(
     reason: Annotated[str, typer.Option(help="Why.")],
 ) -> None:
     """Revokes an API token: it reads nothing more."""
-    accounts = Accounts(settings_of(ctx))
-    try:
+    with _account_store(ctx) as accounts:
         ApiTokens(accounts).revoke(token_id, by=by, reason=reason)
-    except DomainError as error:
-        raise _fail(f"{error.code}: {error.message}") from None
-    finally:
-        accounts.close()
     typer.echo(f"revoked API token {token_id}")
 
 
@@ -157,6 +138,19 @@ def list_tokens(
         for t in ApiTokens(accounts).listing(school):
             state = "revoked" if t.revoked else "active"
             typer.echo(f"{t.token_id}\t{t.school_id}\t{t.role}\t{t.label}\t{state}")
+    finally:
+        accounts.close()
+
+
+@contextmanager
+def _account_store(ctx: typer.Context) -> Iterator[Accounts]:
+    """The accounts and tokens store for one change, closed afterwards; a refusal ends the
+    command with its stable code and message (exit status 2)."""
+    accounts = Accounts(settings_of(ctx))
+    try:
+        yield accounts
+    except DomainError as error:
+        raise _fail(f"{error.code}: {error.message}") from None
     finally:
         accounts.close()
 

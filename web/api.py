@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sferum_audit.projections import queries
+from sferum_audit.projections.database import ViewsDatabase
 from sferum_audit.web.accounts import ApiTokens, Token
 
 MAX_LIMIT: Final = 1000
@@ -61,15 +62,40 @@ def _cursor(request: Request) -> int | JSONResponse | None:
     return int(text)
 
 
-async def audit(request: Request) -> Response:
-    token = _token(request, "audit")
+def _paged(request: Request, what: str) -> tuple[Token, int, int | None] | JSONResponse:
+    """The caller's token (checked first: 401/403), then the page size and cursor (400)."""
+    token = _token(request, what)
     if isinstance(token, Response):
         return token
     limit, cursor = _limit(request), _cursor(request)
     for given in (limit, cursor):
-        if isinstance(given, Response):
+        if isinstance(given, JSONResponse):
             return given
     assert isinstance(limit, int)
+    assert not isinstance(cursor, JSONResponse)
+    return token, limit, cursor
+
+
+def shown_incidents(
+    db: ViewsDatabase, show: str, school_id: str, ack_deadline_hours: float
+) -> list[dict[str, Any]]:
+    """The school's incidents as ``show`` asks, as of now: ``all``, ``open``, or ``overdue``
+    (open and unacknowledged ``ack_deadline_hours`` after the report). The API and the
+    console's register both list them this way."""
+    return queries.incidents(
+        db,
+        datetime.now(UTC),
+        open_only=show != "all",
+        overdue_after=timedelta(hours=ack_deadline_hours) if show == "overdue" else None,
+        school=school_id,
+    )
+
+
+async def audit(request: Request) -> Response:
+    paged = _paged(request, "audit")
+    if isinstance(paged, Response):
+        return paged
+    token, limit, cursor = paged
     params = {k: request.query_params.get(k) or None for k in AUDIT_FILTERS}
     try:
         since, until = (
@@ -94,27 +120,15 @@ async def audit(request: Request) -> Response:
 
 
 async def incidents(request: Request) -> Response:
-    token = _token(request, "incidents")
-    if isinstance(token, Response):
-        return token
-    limit, cursor = _limit(request), _cursor(request)
-    for given in (limit, cursor):
-        if isinstance(given, Response):
-            return given
-    assert isinstance(limit, int)
+    paged = _paged(request, "incidents")
+    if isinstance(paged, Response):
+        return paged
+    token, limit, cursor = paged
     show = request.query_params.get("show", "all")
     if show not in {"open", "overdue", "all"}:
         return _error(400, "invalid-show", "show is open, overdue or all")
     console = request.app.state.console
-    rows = queries.incidents(
-        console.db,
-        datetime.now(UTC),
-        open_only=show != "all",
-        overdue_after=timedelta(hours=console.web.ack_deadline_hours)
-        if show == "overdue"
-        else None,
-        school=token.school_id,
-    )
+    rows = shown_incidents(console.db, show, token.school_id, console.web.ack_deadline_hours)
     rows.sort(key=lambda row: row["position"])
     if isinstance(cursor, int):
         rows = [row for row in rows if row["position"] > cursor]

@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from uuid import uuid4
@@ -300,15 +300,7 @@ async def incident_register(request: Request) -> Response:
     console, _, standing = current(request)
     _need_incidents(standing)
     show = request.query_params.get("show", "open")
-    rows = queries.incidents(
-        console.db,
-        datetime.now(UTC),
-        open_only=show != "all",
-        overdue_after=timedelta(hours=console.web.ack_deadline_hours)
-        if show == "overdue"
-        else None,
-        school=standing.school_id,
-    )
+    rows = api.shown_incidents(console.db, show, standing.school_id, console.web.ack_deadline_hours)
     return render(request, "incidents.html", rows=rows, show=show)
 
 

@@ -27,10 +27,13 @@ from sferum_audit.application.authentication import (
     vouched_command,
 )
 from sferum_audit.application.commands import CommandRejected
-from sferum_audit.application.local_sources import OPERATOR_ACTOR, operator_key
+from sferum_audit.application.local_sources import (
+    OPERATOR_ACTOR,
+    operator_key,
+    source_key_and_time,
+)
 from sferum_audit.application.service import AuditLog, CommandResult
 from sferum_audit.application.settings import Settings
-from sferum_audit.integrity.keys import load_or_create_signing_key
 
 CONSOLE_SOURCE_PREFIX: Final = "web-console/"
 
@@ -54,8 +57,8 @@ class ConsoleSigner:
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsoleSigner:
         path = console_key_path(settings)
-        key = load_or_create_signing_key(path)
-        return cls(settings, key, datetime.fromtimestamp(int(path.stat().st_mtime), UTC))
+        key, made_at = source_key_and_time(path)
+        return cls(settings, key, made_at)
 
     @property
     def public_key(self) -> str:

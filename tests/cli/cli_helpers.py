@@ -47,3 +47,33 @@ def max_position(app: AuditLog) -> int:
 def jsonl(text: str) -> list[dict[str, Any]]:
     """The objects of a JSON Lines text."""
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+AT = "2024-12-02T08:00:00+02:00"
+
+
+def command(command_id: str, type_: str, school: str, actor: str, role: str, **fields: Any) -> str:
+    """One command as a JSON line, dated ``AT``."""
+    data = {
+        "command_id": command_id,
+        "type": type_,
+        "school_id": school,
+        "actor": {"id": actor, "role": role},
+        "occurred_at": AT,
+        **fields,
+    }
+    return json.dumps(data, ensure_ascii=False)
+
+
+def register(school: str) -> str:
+    """``register-school`` for ``school`` by its director, administered by ``<school>-adm``."""
+    return command(
+        f"{school}-1",
+        "register-school",
+        school,
+        "director",
+        "school-administration",
+        name="Школа",
+        order_ref="приказ № 1",
+        first_administrator_id=f"{school}-adm",
+    )

@@ -42,6 +42,15 @@ def test_a_log_opened_for_reading_cannot_write(settings: Settings, app: AuditLog
     assert app.repository.get  # the writer is untouched
 
 
+def assert_refused_and_nothing_made(cli: Cli, typo: Path, args: tuple[str, ...]) -> None:
+    """``--data-dir typo ARGS`` fails with one error line naming the folder, and makes no
+    folder."""
+    result = cli("--data-dir", str(typo), *args)
+
+    assert_one_line_error(result, "no event store", str(typo), "does not exist")
+    assert not typo.exists()
+
+
 @pytest.mark.parametrize(
     "args",
     [("audit",), ("incidents",), ("events",), ("verify",), ("replay", "--upto", "3"), ("stats",)],
@@ -50,12 +59,7 @@ def test_a_log_opened_for_reading_cannot_write(settings: Settings, app: AuditLog
 def test_a_folder_without_a_store_is_an_error_and_stays_empty(
     sqlite_cli: Cli, tmp_path: Path, args: tuple[str, ...]
 ) -> None:
-    typo = tmp_path / "sferum-audit-dta"
-
-    result = sqlite_cli("--data-dir", str(typo), *args)
-
-    assert_one_line_error(result, "no event store", str(typo), "does not exist")
-    assert not typo.exists()
+    assert_refused_and_nothing_made(sqlite_cli, tmp_path / "sferum-audit-dta", args)
 
 
 @pytest.mark.parametrize(
@@ -72,12 +76,7 @@ def test_a_folder_without_a_store_is_an_error_and_stays_empty(
 def test_integrity_and_erasure_commands_on_a_folder_without_a_store_make_nothing(
     sqlite_cli: Cli, tmp_path: Path, args: tuple[str, ...]
 ) -> None:
-    typo = tmp_path / "sferum-audit-dta"
-
-    result = sqlite_cli("--data-dir", str(typo), *args)
-
-    assert_one_line_error(result, "no event store", str(typo), "does not exist")
-    assert not typo.exists()
+    assert_refused_and_nothing_made(sqlite_cli, tmp_path / "sferum-audit-dta", args)
 
 
 def test_listings_on_a_write_protected_copy_change_nothing_and_are_current(

@@ -7,38 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import Cli, assert_one_line_error, jsonl, max_position
+from cli_helpers import Cli, assert_one_line_error, command, jsonl, max_position, register
 
 from sferum_audit.application.commands import COMMAND_TYPES
 from sferum_audit.application.service import AuditLog
 from sferum_audit.cli import records
-
-AT = "2024-12-02T08:00:00+02:00"
-
-
-def command(command_id: str, type_: str, school: str, actor: str, role: str, **fields: Any) -> str:
-    data = {
-        "command_id": command_id,
-        "type": type_,
-        "school_id": school,
-        "actor": {"id": actor, "role": role},
-        "occurred_at": AT,
-        **fields,
-    }
-    return json.dumps(data, ensure_ascii=False)
-
-
-def register(school: str) -> str:
-    return command(
-        f"{school}-1",
-        "register-school",
-        school,
-        "director",
-        "school-administration",
-        name="Школа",
-        order_ref="приказ № 1",
-        first_administrator_id=f"{school}-adm",
-    )
 
 
 def create_class(school: str, n: int, actor: str | None = None, **fields: Any) -> str:

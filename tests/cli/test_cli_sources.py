@@ -7,40 +7,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cli_helpers import Cli, max_position
+from cli_helpers import Cli, command, max_position, register
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from sferum_audit.application.authentication import public_key_text, sign
 from sferum_audit.application.local_sources import local_source_id
 from sferum_audit.application.service import AuditLog
-
-AT = "2024-12-02T08:00:00+02:00"
-
-
-def command(command_id: str, type_: str, school: str, actor: str, role: str, **fields: str) -> str:
-    data = {
-        "command_id": command_id,
-        "type": type_,
-        "school_id": school,
-        "actor": {"id": actor, "role": role},
-        "occurred_at": AT,
-        **fields,
-    }
-    return json.dumps(data, ensure_ascii=False)
-
-
-def register(school: str) -> str:
-    return command(
-        f"{school}-1",
-        "register-school",
-        school,
-        "director",
-        "school-administration",
-        name="Школа",
-        order_ref="1/1",
-        first_administrator_id=f"{school}-adm",
-    )
 
 
 def new_class(school: str, n: int) -> str:

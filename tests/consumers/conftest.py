@@ -11,8 +11,10 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 import structlog
+from nats.aio.client import Client
 
 from sferum_audit.consumers.embedded_nats import EmbeddedNats
 
@@ -34,3 +36,12 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
         yield server
     finally:
         await server.stop(timeout=5)
+
+
+@pytest.fixture
+async def client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
+    """A client of the test's nats-server that reconnects for ever, also across a restart
+    of the server (modules that need a client of another kind define their own)."""
+    nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    yield nc
+    await nc.close()

@@ -9,8 +9,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from nats.js import JetStreamContext
 
+from sferum_audit.application.handlers import HANDLERS, Handler
 from sferum_audit.application.receipts import CommandReceipt
 from sferum_audit.application.service import AuditLog
 from sferum_audit.consumers.rejected import rejected_commands
@@ -108,3 +110,20 @@ async def assert_relayed_exactly_once(
     assert positions == list(range(1, head(app) + 1))
     body = json.loads(messages[0].data)
     assert messages[0].subject == f"sferum.events.{body['school_id']}.{body['type']}"
+
+
+def break_handler(
+    monkeypatch: pytest.MonkeyPatch, command_type: str, command_ids: set[str], bug: str
+) -> Handler:
+    """Makes the handler of ``command_type`` raise ``KeyError(bug)`` for ``command_ids`` (a
+    bug those commands trigger) and handle every other command as before. Returns the real
+    handler, for a test that puts it back (the fix)."""
+    original = HANDLERS[command_type]
+
+    def explode(uow: Any, cmd: Any, ctx: Any) -> None:
+        if cmd.command_id in command_ids:
+            raise KeyError(bug)
+        original(uow, cmd, ctx)
+
+    monkeypatch.setitem(HANDLERS, command_type, explode)
+    return original

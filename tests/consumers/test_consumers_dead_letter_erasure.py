@@ -17,7 +17,7 @@ from typing import Any
 import nats
 import pytest
 from cli_environment import cli_environment
-from consumer_helpers import fast_options, receipts, wait_for
+from consumer_helpers import break_handler, fast_options, receipts, wait_for
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from source_signing import ProvisioningSigner
@@ -25,7 +25,6 @@ from typer.testing import CliRunner, Result
 
 from sferum_audit.application.bootstrap import build_audit_log
 from sferum_audit.application.commands import parse_command
-from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.settings import Settings
 from sferum_audit.cli.main import app as cli_app
 from sferum_audit.consumers import subjects as hdr
@@ -152,14 +151,8 @@ async def test_an_erasure_through_the_pipeline_deletes_the_dead_letters_naming_t
     commands = school_commands(school, students=2, moderations=0)
     pupil, other = f"s0-{school}", f"s1-{school}"
     poisoned = [removal(school, pupil, 1), removal(school, other, 2)]
-    original = HANDLERS["remove-content"]
-
-    def explode(uow: Any, cmd: Any, ctx: Any) -> None:
-        if cmd.command_id in {c["command_id"] for c in poisoned}:
-            raise KeyError("a bug these commands trigger")
-        original(uow, cmd, ctx)
-
-    monkeypatch.setitem(HANDLERS, "remove-content", explode)
+    poisoned_ids = {c["command_id"] for c in poisoned}
+    break_handler(monkeypatch, "remove-content", poisoned_ids, "a bug these commands trigger")
     js = client.jetstream()
     async with Pipeline(sqlite_settings, options, views=False) as pipeline:
         app = pipeline.app

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
-import nats
 import pytest
 from consumer_helpers import (
     assert_relayed_exactly_once,
+    break_handler,
     fast_options,
     head,
     receipt_order,
@@ -28,7 +27,6 @@ from eventsourcing.persistence import OperationalError
 from nats.aio.client import Client
 from source_signing import ProvisioningSigner
 
-from sferum_audit.application.handlers import HANDLERS
 from sferum_audit.application.rejections import KEPT_PAYLOAD_BYTES
 from sferum_audit.application.settings import Settings
 from sferum_audit.consumers.command_mix import school_commands
@@ -38,13 +36,6 @@ from sferum_audit.consumers.publisher import CommandPublisher
 from sferum_audit.consumers.service import Pipeline
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-async def client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
-    nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
-    yield nc
-    await nc.close()
 
 
 def malformed_kinds(other_school: dict[str, Any], max_payload: int) -> list[tuple[bytes, str]]:
@@ -78,14 +69,9 @@ async def test_malformed_messages_a_poison_and_a_reused_id_cost_no_other_command
     neighbour = school_commands(f"n-{unique}", students=2, moderations=4)
     poison = next(c for c in valid if c["type"] == "warn-about-liability")
     reused = next(c for c in valid if c["type"] == "remove-content")
-    original = HANDLERS["warn-about-liability"]
-
-    def explode(uow: Any, command: Any, ctx: Any) -> None:
-        if command.command_id == poison["command_id"]:
-            raise KeyError("a bug this command triggers")
-        original(uow, command, ctx)
-
-    monkeypatch.setitem(HANDLERS, "warn-about-liability", explode)
+    break_handler(
+        monkeypatch, "warn-about-liability", {poison["command_id"]}, "a bug this command triggers"
+    )
     kinds = malformed_kinds(neighbour[0], client.max_payload)
     signer = ProvisioningSigner(sqlite_settings)
     pub = CommandPublisher(client.jetstream(), nc=client, signer=signer)

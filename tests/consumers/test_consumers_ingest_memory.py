@@ -303,13 +303,19 @@ async def test_commands_after_a_retried_one_are_decided_only_after_it(
     assert receipt_ids(app) == [c["command_id"] for c in school]
 
 
-async def test_an_unavailable_store_holds_the_batch_then_dead_letters_it_in_order(
-    app: AuditLog, options: PipelineSettings, unique: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def store_unavailable(app: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every batch the app is handed fails as if the database refused the connection."""
+
     def unavailable(*args: Any) -> None:
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(app, "handle_batch", unavailable)
+
+
+async def test_an_unavailable_store_holds_the_batch_then_dead_letters_it_in_order(
+    app: AuditLog, options: PipelineSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_unavailable(app, monkeypatch)
     options = options.model_copy(update={"backoff": [0.01], "max_deliveries": 3})
     transport = RecordingTransport()
     processor = IngestProcessor(app, options, transport)
@@ -327,10 +333,7 @@ async def test_an_unavailable_store_holds_the_batch_then_dead_letters_it_in_orde
 async def test_a_released_partition_gives_its_held_messages_back_in_order(
     app: AuditLog, options: PipelineSettings, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unavailable(*args: Any) -> None:
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr(app, "handle_batch", unavailable)
+    store_unavailable(app, monkeypatch)
     options = options.model_copy(update={"backoff": [30.0], "max_deliveries": 3})
     processor = IngestProcessor(app, options, RecordingTransport())
     batch = await messages(school_commands(f"s-{unique}")[:4])

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import nats
 import pytest
 from consumer_helpers import (
     assert_relayed_exactly_once,
+    break_handler,
     events_on_stream,
     fast_options,
     head,
@@ -54,13 +53,6 @@ def mix(unique: str, schools: int = SCHOOLS, moderations: int = 8) -> list[dict[
     for row in range(max(len(s) for s in per_school)):
         out += [s[row] for s in per_school if row < len(s)]
     return out
-
-
-@pytest.fixture
-async def client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
-    nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
-    yield nc
-    await nc.close()
 
 
 def publisher(nc: Client, settings: Settings | None = None) -> CommandPublisher:
@@ -289,14 +281,9 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_re
     options = fast_options(nats_server.url, f"a-{unique}", max_deliveries=2)
     commands = school_commands(f"s-{unique}", students=2, moderations=6)
     poison = next(c for c in commands if c["type"] == "warn-about-liability")
-    original = HANDLERS["warn-about-liability"]
-
-    def explode(uow: Any, cmd: Any, ctx: Any) -> None:
-        if cmd.command_id == poison["command_id"]:
-            raise KeyError("a bug this command triggers")
-        original(uow, cmd, ctx)
-
-    monkeypatch.setitem(HANDLERS, "warn-about-liability", explode)
+    original = break_handler(
+        monkeypatch, "warn-about-liability", {poison["command_id"]}, "a bug this command triggers"
+    )
     async with Pipeline(sqlite_settings, options, views=False) as pipeline:
         assert pipeline.app is not None
         await publisher(client, sqlite_settings).publish_many(commands)
