@@ -78,7 +78,7 @@ class Violations:
 
     async def wait(self, fragment: str) -> None:
         fragment = fragment.lower()  # the client reports the subject lowercased
-        await wait_for(lambda: any(fragment in e.lower() for e in self.errors), 10, fragment)
+        await wait_for(lambda: any(fragment in e.lower() for e in self.errors), 30, fragment)
 
 
 async def connect(server: EmbeddedNats, options: dict[str, Any]) -> tuple[Client, Violations]:
@@ -138,7 +138,7 @@ async def test_a_schools_publisher_cannot_publish_into_another_school(
         finally:
             await publisher.close()
         js = pipeline.js
-        await wait_for(lambda: stored(js, "SFERUM_COMMANDS"), 10, "school-1's message")
+        await wait_for(lambda: stored(js, "SFERUM_COMMANDS"), 30, "school-1's message")
         held = await js.stream_info("SFERUM_COMMANDS", subjects_filter=">")
         schools = {subject.split(".")[3] for subject in held.state.subjects or {}}
         assert schools == {"school-1"}
