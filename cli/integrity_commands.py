@@ -413,7 +413,8 @@ def _act_problem(act_path: Path | None) -> str | None:
 
 def _nats_eraser(url: str | None) -> Any:
     """The NATS side of ``forget`` at the configured NATS (``--nats-url``,
-    ``SFERUM_AUDIT_NATS_URL``), one short connection per step."""
+    ``SFERUM_AUDIT_NATS_URL``), authenticated as the service (``SFERUM_AUDIT_NATS_*``
+    credentials), one short connection per step."""
     from sferum_audit.cli.pipeline import connect
     from sferum_audit.consumers.dead_letters import StreamEraser
     from sferum_audit.consumers.settings import PipelineSettings
@@ -424,14 +425,14 @@ def _nats_eraser(url: str | None) -> Any:
 
     class OneShot:
         async def erase_naming(self, person_id: str, variants: Any) -> Any:
-            nc = await connect(options.nats_url)
+            nc = await connect(options.nats_url, options)
             try:
                 return await StreamEraser(nc.jetstream(), options).erase_naming(person_id, variants)
             finally:
                 await nc.close()
 
         async def drop_erasure(self, command_id: str) -> Any:
-            nc = await connect(options.nats_url)
+            nc = await connect(options.nats_url, options)
             try:
                 return await StreamEraser(nc.jetstream(), options).drop_erasure(command_id)
             finally:

@@ -9,8 +9,8 @@ its JetStream store in the data folder, so nothing needs installing. Settings:
 them.
 
 ``dead-letters --purge-subject PERSON`` deletes the dead letters whose payloads name a
-forgotten person; ``forget`` does it itself when NATS is reachable
-(``purge_after_erasure``) and otherwise says to run it later.
+forgotten person; ``forget`` does it itself (``application.erasure.finish_erasure``) when
+NATS is reachable and otherwise says to run it later.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from sferum_audit.consumers.connection import (
     connect_options,
     redact_text,
     redact_urls,
-    settings_secrets,
 )
 from sferum_audit.consumers.dead_letters import dead_letters, purge_naming, retry
 from sferum_audit.consumers.embedded_nats import EmbeddedNats
@@ -368,27 +367,6 @@ async def _purge(options: PipelineSettings, person_id: str) -> list[int]:
         return await purge_naming(nc.jetstream(), options, person_id)
     finally:
         await nc.close()
-
-
-def purge_after_erasure(person_id: str, url: str | None = None) -> None:
-    """``forget``'s last step: deletes the dead letters naming the person it forgot, at the
-    configured NATS (``--nats-url``, ``SFERUM_AUDIT_NATS_URL``), and says which. When NATS
-    cannot be reached it says so and how to do it later, and does not fail: the erasure is
-    recorded and the key destroyed already."""
-    options = _options(nats_url=url)
-    try:
-        purged = asyncio.run(_purge(options, person_id))
-    except (NatsError, OSError, TimeoutError, ValueError) as error:
-        safe = redact_text(str(error), options.nats_url, settings_secrets(options))
-        typer.echo(
-            f"warning: dead letters not checked: {safe}. The erasure stands; once NATS is "
-            f"reachable, delete the dead letters naming {person_id} with: "
-            f"sferum-audit dead-letters --purge-subject {person_id} (with the --nats-url or "
-            "--embedded-nats that `serve` uses)",
-            err=True,
-        )
-        return
-    typer.echo(describe_purge(purged, "naming them"))
 
 
 def register(app: typer.Typer) -> None:

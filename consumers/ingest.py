@@ -70,7 +70,6 @@ __all__ = ["BatchReport", "Delivery", "IngestProcessor", "Refusal", "Transport",
 
 log = structlog.get_logger("sferum_audit.ingest")
 
-ERASE_COMMAND = "erase-personal-data"
 HOLD_STEP = 0.05
 
 
